@@ -64,8 +64,8 @@ func Defaults() Node {
 		DataDir:    "/var/lib/consort",
 		RunDir:     "/run/consort",
 		LogLevel:   "info",
-		Ports: Ports{Raft: 8300, SerfLAN: 8301, SerfWAN: 8302, Server: 8303, HTTP: 8500, DNS: 8600},
-		NATS:  NATS{URL: "nats://127.0.0.1:4222", SubjectPrefix: "consort"},
+		Ports:      Ports{Raft: 8300, SerfLAN: 8301, SerfWAN: 8302, Server: 8303, HTTP: 8500, DNS: 8600},
+		NATS:       NATS{URL: "nats://127.0.0.1:4222", SubjectPrefix: "consort"},
 		Raft: Raft{
 			SnapshotThreshold: 8192,
 			SnapshotInterval:  30 * time.Second,

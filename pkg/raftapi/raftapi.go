@@ -111,18 +111,20 @@ type Peer struct {
 
 // StatusResponse describes this raftd's view of the cluster.
 type StatusResponse struct {
-	ID           string        `codec:"id"`
-	Address      string        `codec:"address"`
-	State        string        `codec:"state"` // Leader, Follower, Candidate, Shutdown
-	LeaderID     string        `codec:"leader_id"`
-	LeaderAddr   string        `codec:"leader_addr"`
-	KnownLeader  bool          `codec:"known_leader"`
-	Term         uint64        `codec:"term"`
-	CommitIndex  uint64        `codec:"commit_index"`
-	AppliedIndex uint64        `codec:"applied_index"`
-	LastIndex    uint64        `codec:"last_index"`
-	LastContact  time.Duration `codec:"last_contact"` // 0 on the leader
-	Peers        []Peer        `codec:"peers"`
+	ID            string        `codec:"id"`
+	Address       string        `codec:"address"`
+	State         string        `codec:"state"` // Leader, Follower, Candidate, Shutdown
+	LeaderID      string        `codec:"leader_id"`
+	LeaderAddr    string        `codec:"leader_addr"`
+	KnownLeader   bool          `codec:"known_leader"`
+	Term          uint64        `codec:"term"`
+	CommitIndex   uint64        `codec:"commit_index"`
+	AppliedIndex  uint64        `codec:"applied_index"`
+	LastIndex     uint64        `codec:"last_index"`
+	FirstIndex    uint64        `codec:"first_index"`    // oldest entry still in the log (compaction moves it)
+	SnapshotIndex uint64        `codec:"snapshot_index"` // raft index of the latest snapshot, 0 if none
+	LastContact   time.Duration `codec:"last_contact"`   // 0 on the leader
+	Peers         []Peer        `codec:"peers"`
 }
 
 // Server is what a raftd (or a replacement) implements.
