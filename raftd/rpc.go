@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -180,8 +179,7 @@ func (d *Daemon) applyLocal(data []byte) (idx uint64, notQueued bool, err error)
 // left this server: the ipc client could not connect. Only such calls are
 // retried; any later failure leaves a write's outcome unknown.
 func notSent(err error) bool {
-	var e *ipc.Error
-	return errors.As(err, &e) && e.Code == ipc.CodeUnavailable && strings.HasPrefix(e.Message, "connect ")
+	return ipc.NotSent(err)
 }
 
 // readIndex returns an index that covers every write acknowledged before

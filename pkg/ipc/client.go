@@ -86,12 +86,12 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 	defer cancel()
 	conn, err := c.dial(dctx)
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("connect %s: %v (is the daemon running?)", c.name, err)}
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("connect %s: %v (is the daemon running?)", c.name, err), Unsent: true}
 	}
 	sess, err := yamux.Client(conn, yamuxConfig())
 	if err != nil {
 		conn.Close()
-		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("connect %s: %v", c.name, err)}
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("connect %s: %v", c.name, err), Unsent: true}
 	}
 	c.sess = sess
 	return sess, nil
@@ -114,7 +114,7 @@ func (c *Client) open(ctx context.Context, method string, req any) (*yamux.Strea
 			if attempt == 0 {
 				continue
 			}
-			return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s %s: %v", c.name, method, err)}
+			return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s %s: %v", c.name, method, err), Unsent: true}
 		}
 		fw := newFrameWriter(st, c.maxFrame)
 		err = fw.writeValue(reqHeader{Method: method})

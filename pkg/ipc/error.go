@@ -19,6 +19,17 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Unsent is set by the client (never sent on the wire) when the call
+	// failed before its request left this process, so retrying it
+	// elsewhere cannot apply it twice.
+	Unsent bool
+}
+
+// NotSent reports whether err is a call failure that happened before the
+// request was sent (no connection, no stream): safe to retry.
+func NotSent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Unsent
 }
 
 // NewError returns a sentinel error with a code; API packages declare their
