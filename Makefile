@@ -33,7 +33,7 @@ vet:
 	$(GO) vet ./...
 
 race:
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fuzz-brief:
 	@$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME)
@@ -56,10 +56,16 @@ fuzz-run:
 		done; \
 	done
 
-# Placeholder: Go benchmarks only. The etcd and Consul comparisons of
-# DESIGN.md "Performance targets" come later.
+# Micro-benchmarks of every package, then the end-to-end comparison with
+# etcd (Debian's etcd-server, installed here when missing and root):
+# three consort servers and three etcd members on loopback, same run.
+# CONSORT_BENCH_SECONDS sets each load step's length (default 5).
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	@command -v etcd >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server etcd-client; } || \
+		echo 'bench: etcd missing (apt-get install etcd-server); the comparison will be skipped'; }
+	$(GO) test -run='^$$' -bench=. -benchmem $$($(GO) list ./... | grep -v /pkg/testcluster)
+	$(GO) test -run='^$$' -bench='KVAgainstEtcd' -benchtime=1x -timeout 20m -v ./pkg/testcluster/
 
 clean:
 	rm -rf bin/

@@ -89,6 +89,11 @@ type fsmState struct {
 	lastCmd uint64          // last command index applied, or the restored StateIndex
 	gen     uint64          // restore generation: bumped by every Restore
 	wake    <-chan struct{} // closed at the next change
+	// hintIdx and hintTerm: the leader said the entry (hintIdx, hintTerm)
+	// is committed (answering a forwarded Apply or ReadIndex). Where this
+	// server's log holds that same entry, everything up to it is
+	// committed and may be fed before raft's next heartbeat applies it.
+	hintIdx, hintTerm uint64
 }
 
 // fsm is raft's state machine. It never interprets an entry: Apply only
@@ -102,11 +107,13 @@ type fsm struct {
 	// persisted is told the header of every snapshot written, by ID.
 	persisted func(id string, h snapshotHeader)
 
-	mu      sync.Mutex // guards applied, lastCmd, gen, wake
-	applied uint64
-	lastCmd uint64
-	gen     uint64
-	wake    chan struct{}
+	mu       sync.Mutex // guards applied, lastCmd, gen, wake, hintIdx, hintTerm
+	applied  uint64
+	lastCmd  uint64
+	gen      uint64
+	wake     chan struct{}
+	hintIdx  uint64
+	hintTerm uint64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -122,7 +129,22 @@ func newFSM(ctx context.Context, log *slog.Logger, catalog *catalogapi.Client, s
 func (f *fsm) state() fsmState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return fsmState{applied: f.applied, lastCmd: f.lastCmd, gen: f.gen, wake: f.wake}
+	return fsmState{applied: f.applied, lastCmd: f.lastCmd, gen: f.gen, wake: f.wake, hintIdx: f.hintIdx, hintTerm: f.hintTerm}
+}
+
+// hint records that the leader reported entry (index, term) committed,
+// and wakes feeds. A zero term carries no information and is ignored.
+func (f *fsm) hint(index, term uint64) {
+	if term == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if index <= f.hintIdx || index <= f.applied {
+		return
+	}
+	f.hintIdx, f.hintTerm = index, term
+	f.broadcastLocked()
 }
 
 // broadcastLocked wakes every waiter. f.mu must be held.

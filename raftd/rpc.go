@@ -80,7 +80,7 @@ func (a remoteAPI) Apply(ctx context.Context, req *raftapi.ApplyRequest) (*rafta
 	if err != nil {
 		return nil, err
 	}
-	return &raftapi.ApplyResponse{Index: idx}, nil
+	return &raftapi.ApplyResponse{Index: idx, Term: a.d.termAt(idx)}, nil
 }
 
 func (a remoteAPI) ReadIndex(ctx context.Context, req *raftapi.ReadIndexRequest) (*raftapi.ReadIndexResponse, error) {
@@ -91,6 +91,7 @@ func (a remoteAPI) ReadIndex(ctx context.Context, req *raftapi.ReadIndexRequest)
 	if err != nil {
 		return nil, raftapi.ErrNotLeader
 	}
+	r.Term = a.d.termAt(r.Index)
 	return r, nil
 }
 
@@ -131,10 +132,11 @@ func (d *Daemon) apply(ctx context.Context, data []byte) (uint64, error) {
 		if err != nil {
 			return false, err
 		}
-		i, err := c.Apply(ctx, data)
+		r, err := c.ApplyFull(ctx, data)
 		switch {
 		case err == nil:
-			idx = i
+			idx = r.Index
+			d.fsm.hint(r.Index, r.Term)
 			return false, nil
 		case ctx.Err() != nil:
 			// The request may have reached the leader.
@@ -210,6 +212,7 @@ func (d *Daemon) readIndex(ctx context.Context, consistent bool) (*raftapi.ReadI
 		r, err := c.ReadIndex(ctx, consistent)
 		switch {
 		case err == nil:
+			d.fsm.hint(r.Index, r.Term)
 			r.KnownLeader = true
 			r.LastContact = d.lastContact()
 			resp = r
@@ -247,6 +250,16 @@ func (d *Daemon) readIndexLocal(consistent bool) (*raftapi.ReadIndexResponse, er
 		return nil, fmt.Errorf("%w (leadership lost)", raftapi.ErrNoLeader)
 	}
 	return &raftapi.ReadIndexResponse{Index: d.fsm.state().lastCmd, KnownLeader: true}, nil
+}
+
+// termAt returns the term of the log entry at index, or 0 when it is not
+// in the log (compacted): a zero term gives followers no commit hint.
+func (d *Daemon) termAt(index uint64) uint64 {
+	var l raft.Log
+	if index == 0 || d.logs.GetLog(index, &l) != nil {
+		return 0
+	}
+	return l.Term
 }
 
 // lastContact is the time since this server last heard from a leader; 0

@@ -81,7 +81,10 @@ func startMem(t *testing.T) (*ipctest.Listener, *ipc.Client) {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func TestUnaryAndErrors(t *testing.T) {
 	_, c := startMem(t)

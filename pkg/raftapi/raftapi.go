@@ -49,6 +49,11 @@ type ApplyRequest struct {
 // ApplyResponse is the index at which the entry was committed.
 type ApplyResponse struct {
 	Index uint64 `codec:"index"`
+	// Term is the raft term of the entry at Index, when known (0 if not).
+	// A follower that holds the same (Index, Term) in its log knows every
+	// entry up to Index is committed (raft's log matching), so it can feed
+	// them without waiting for the leader's next heartbeat.
+	Term uint64 `codec:"term,omitempty"`
 }
 
 // FeedRequest asks for the state machine feed after index After (the last
@@ -97,6 +102,9 @@ type ReadIndexResponse struct {
 	Index       uint64        `codec:"index"`
 	KnownLeader bool          `codec:"known_leader"`
 	LastContact time.Duration `codec:"last_contact"`
+	// Term is the raft term of the entry at Index, when known; see
+	// ApplyResponse.Term.
+	Term uint64 `codec:"term,omitempty"`
 }
 
 // StatusRequest has no fields.
@@ -163,6 +171,11 @@ func (c *Client) Apply(ctx context.Context, data []byte) (uint64, error) {
 		return 0, err
 	}
 	return r.Index, nil
+}
+
+// ApplyFull is Apply returning the whole response (index and term).
+func (c *Client) ApplyFull(ctx context.Context, data []byte) (*ApplyResponse, error) {
+	return ipc.Call[ApplyRequest, ApplyResponse](ctx, c.c, MethodApply, &ApplyRequest{Data: data})
 }
 
 // Feed opens the state machine feed after index after. The stream stays
