@@ -12,10 +12,15 @@ import (
 // rest. Values are never reused.
 type MessageType uint8
 
-// Command types. More (catalog, session, txn, tombstone reap) come later.
+// Command types. More (session, txn, tombstone reap) come later.
 const (
 	// KVSType carries a KVSRequest.
 	KVSType MessageType = 1
+	// RegisterType carries a structs.RegisterRequest (Consul's
+	// Catalog.Register body).
+	RegisterType MessageType = 2
+	// DeregisterType carries a structs.DeregisterRequest.
+	DeregisterType MessageType = 3
 )
 
 // IgnoreUnknownTypeFlag marks a command type that a replica not knowing it
@@ -67,7 +72,9 @@ func Encode(t MessageType, req any) ([]byte, error) {
 }
 
 // DecodeCommand splits a command into its type and decoded request: a
-// *KVSRequest for KVSType. Errors wrap ErrInvalidCommand. A type it does
+// *KVSRequest for KVSType, a *structs.RegisterRequest for RegisterType, a
+// *structs.DeregisterRequest for DeregisterType. Errors wrap
+// ErrInvalidCommand. A type it does
 // not know yields that type, a nil request and an error.
 func DecodeCommand(data []byte) (MessageType, any, error) {
 	if len(data) == 0 {
@@ -79,6 +86,18 @@ func DecodeCommand(data []byte) (MessageType, any, error) {
 		req := new(KVSRequest)
 		if err := decodeBody(data[1:], req); err != nil {
 			return t, nil, fmt.Errorf("%w: decode kvs request: %v", ErrInvalidCommand, err)
+		}
+		return t, req, nil
+	case RegisterType:
+		req := new(structs.RegisterRequest)
+		if err := decodeBody(data[1:], req); err != nil {
+			return t, nil, fmt.Errorf("%w: decode register request: %v", ErrInvalidCommand, err)
+		}
+		return t, req, nil
+	case DeregisterType:
+		req := new(structs.DeregisterRequest)
+		if err := decodeBody(data[1:], req); err != nil {
+			return t, nil, fmt.Errorf("%w: decode deregister request: %v", ErrInvalidCommand, err)
 		}
 		return t, req, nil
 	default:

@@ -72,7 +72,7 @@ func TestDeterministicReplicas(t *testing.T) {
 // TestRestoreThenContinue restores a snapshot taken halfway and applies the
 // rest of the log to it and to the original: they must stay identical.
 func TestRestoreThenContinue(t *testing.T) {
-	cmds := randomCommands(t, 42, 3000)
+	cmds := randomMixedCommands(t, 42, 3000)
 	orig := New()
 	for i, c := range cmds[:1500] {
 		orig.Apply(uint64(i+1), c)
@@ -102,7 +102,7 @@ func TestRestoreThenContinue(t *testing.T) {
 // applies; each image must equal the state a fresh replay reaches at the
 // index the snapshot reports. Run with -race.
 func TestSnapshotWhileApplying(t *testing.T) {
-	cmds := randomCommands(t, 7, 3000)
+	cmds := randomMixedCommands(t, 7, 3000)
 	s := New()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -128,6 +128,8 @@ func TestSnapshotWhileApplying(t *testing.T) {
 		// Concurrent readers too.
 		s.KVList(nil, "a")
 		s.KVGet(nil, "b")
+		s.CheckServiceNodes(nil, "web", nil, nil)
+		s.NodeServices(nil, "n1")
 		if idx == uint64(len(cmds)) {
 			break
 		}

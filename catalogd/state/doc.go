@@ -1,5 +1,6 @@
 // Package state is catalogd's deterministic state machine: the replicated
-// KV store (later the catalog, sessions and ACLs too) kept in go-memdb.
+// KV store and service catalog (later sessions and ACLs too) kept in
+// go-memdb.
 //
 // # Commands
 //
@@ -7,7 +8,8 @@
 // followed by the msgpack (ipc.Marshal) of the request for that type. Encode
 // builds one and DecodeCommand reads one back. Apply applies one committed
 // command at its raft index and returns the command's result: for KV a bool
-// (the answer Consul gives to PUT and DELETE) or an error. A command that
+// (the answer Consul gives to PUT and DELETE) or an error; for the catalog
+// commands (RegisterType, DeregisterType) a *CatalogResult. A command that
 // cannot be decoded, names an unknown type or operation, or lacks a key
 // yields an error wrapping ErrInvalidCommand, changes nothing, and still
 // advances LastIndex: every replica sees the same bytes and does the same.
@@ -40,11 +42,53 @@
 //     tombstone for the prefix itself (none for the empty prefix); it
 //     answers true.
 //
+// # Catalog semantics
+//
+// The catalog is Consul's (agent/consul/state/catalog.go and the checks its
+// Catalog.Register endpoint makes before applying, with the same words):
+//
+//   - A registration creates its node if missing, else updates it if the
+//     request changes it and SkipNodeUpdate is not set; then its service
+//     (ID defaults to the name); then its checks (Checks, then Check; ID
+//     defaults to the name, node to the request's, status to critical).
+//     A service check takes its service's name and tags and must name a
+//     service on the node ("Unknown service ID ..."). All or nothing.
+//   - Node names, service IDs and names and check IDs compare
+//     case-insensitively. A node ID held by a node of another name renames
+//     it (its services and checks are dropped); a name held by a node with
+//     a different ID and a serfHealth check that is not critical is refused.
+//   - Each record has CreateIndex and ModifyIndex; rewriting identical data
+//     writes nothing, so anti-entropy does not move indexes or wake
+//     watchers.
+//   - Deregistration removes a service (with its checks), else a check,
+//     else the whole node; removing something absent succeeds.
+//   - Each change lists in CatalogResult.Changes, in order, for bus events.
+//   - Sessions do not exist yet. When they come, a check written as
+//     critical and the deletion of a check or node must invalidate the
+//     sessions tied to them, as Consul's ensureCheckTxn, deleteCheckTxn and
+//     deleteNodeTxn do.
+//
+// Besides the per-table rows, the index table holds Consul's per-service
+// rows ("service.<name>", raised by any change to an instance of the
+// service, its checks or its node: a check change raises its service, a
+// node-level check or node change every service on the node), per-node rows
+// ("node.<name>") and the extinction rows ("service_last_extinction",
+// "node_last_extinction") raised when the last instance of a name goes.
+// Service reads answer and watch their service's row, so a blocking query
+// on one service wakes only for it. A read of a missing service answers the
+// extinction index and waits on a channel that only a registration of that
+// name closes (memdb's own watch for an absent key fires for writes of
+// neighbouring keys).
+//
 // # Tables and indexes
 //
-// Three memdb tables: "kvs" (KV entries by key, prefix-searchable),
+// KV lives in "kvs" (KV entries by key, prefix-searchable) and
 // "tombstones" (deleted key or deleted tree prefix → raft index of the
-// deletion) and "index" (table name → raft index of its latest change).
+// deletion); "index" maps a table name (or a catalog row name, above) to
+// the raft index of its latest change. The catalog tables are "nodes" (by
+// name, ID and meta pair), "services" (by node and service ID, prefix by
+// node; by service name; by kind) and "checks" (by node and check ID, prefix
+// by node; by status; by service name; by node and service ID).
 // Tombstones exist so that the index a prefix reader sees never moves
 // backwards when keys under the prefix are deleted. They are kept forever
 // for now; a later reap command, committed through raft by the leader,

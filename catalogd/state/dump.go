@@ -8,8 +8,8 @@ import (
 )
 
 // Dump renders the whole state as canonical text, one line per row in key
-// order: the last applied index, the index table, KV entries and
-// tombstones. Two stores that applied the same commands, or one restored
+// order: the last applied index, the index table, KV entries, tombstones,
+// nodes, services and checks. Two stores that applied the same commands, or one restored
 // from the other's snapshot, dump identical text. Meant for tests and
 // debugging; it walks every row.
 func (s *Store) Dump() string {
@@ -56,6 +56,7 @@ func (s *Store) Dump() string {
 		b.WriteString(strconv.FormatUint(t.Index, 10))
 		b.WriteByte('\n')
 	}
+	dumpCatalogTxn(tx, &b)
 	return b.String()
 }
 

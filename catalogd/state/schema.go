@@ -37,6 +37,15 @@ type indexEntry struct {
 
 // schema returns the memdb schema of the store.
 func schema() *memdb.DBSchema {
+	db := kvSchema()
+	for _, t := range catalogTables() {
+		db.Tables[t.Name] = t
+	}
+	return db
+}
+
+// kvSchema returns the KV and index tables.
+func kvSchema() *memdb.DBSchema {
 	return &memdb.DBSchema{
 		Tables: map[string]*memdb.TableSchema{
 			tableKVs: {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +31,12 @@ const wantMarker = "-- want --"
 //	op OP KEY [at=N]        any operation name, to test unknown ones
 //	raw HEX [at=N]          apply these bytes as a command
 //	get KEY | list PREFIX | keys PREFIX [SEPARATOR]
+//	register [at=N] JSON    a structs.RegisterRequest, Go field names
+//	deregister NODE [service=ID] [check=ID] [at=N]
+//	nodes [meta=K:V,...]    | node NAME | node-services NAME | node-checks NAME
+//	services [meta=K:V,...] | service NAME [tag=A,B] [meta=K:V,...]
+//	health NAME [tag=A,B] [meta=K:V,...]     CheckServiceNodes
+//	service-checks NAME [meta=K:V,...] | checks STATE [meta=K:V,...]
 //	snapshot                snapshot, restore into a new store, continue there
 //	dump
 //
@@ -111,6 +118,9 @@ type scriptRunner struct {
 }
 
 func (r *scriptRunner) run(line string) error {
+	if rest, ok := strings.CutPrefix(line, "register "); ok {
+		return r.register(strings.TrimSpace(rest))
+	}
 	words, err := splitWords(line)
 	if err != nil {
 		return err
@@ -195,6 +205,14 @@ func (r *scriptRunner) run(line string) error {
 			return err
 		}
 		fmt.Fprintf(&r.out, "index=%d keys=%q\n", idx, keys)
+	case "deregister":
+		data, err := Encode(DeregisterType, &structs.DeregisterRequest{Node: arg(0), ServiceID: opts["service"], CheckID: opts["check"]})
+		if err != nil {
+			return err
+		}
+		return r.apply(data, opts)
+	case "nodes", "node", "node-services", "node-checks", "services", "service", "health", "service-checks", "checks":
+		return r.catalogRead(cmd, arg(0), opts)
 	case "snapshot":
 		var buf bytes.Buffer
 		before := r.s.Dump()
@@ -222,7 +240,7 @@ func (r *scriptRunner) run(line string) error {
 
 func isOptName(k string) bool {
 	switch k {
-	case "flags", "lock", "session", "index", "at":
+	case "flags", "lock", "session", "index", "at", "service", "check", "tag", "meta":
 		return true
 	}
 	return false
@@ -239,7 +257,20 @@ func (r *scriptRunner) apply(data []byte, opts map[string]string) error {
 	}
 	res := r.s.Apply(idx, data)
 	r.applied = append(r.applied, appliedCommand{idx, data})
-	fmt.Fprintf(&r.out, "@%d = %v\n", idx, res)
+	cr, ok := res.(*CatalogResult)
+	switch {
+	case !ok:
+		fmt.Fprintf(&r.out, "@%d = %v\n", idx, res)
+	case cr == nil:
+		r.t.Fatalf("apply at %d: nil *CatalogResult", idx)
+	case cr.Err != nil:
+		fmt.Fprintf(&r.out, "@%d = error: %v\n", idx, cr.Err)
+	default:
+		fmt.Fprintf(&r.out, "@%d = ok\n", idx)
+		for _, c := range cr.Changes {
+			fmt.Fprintf(&r.out, "  %s\n", formatChange(c))
+		}
+	}
 	return nil
 }
 
@@ -301,5 +332,8 @@ func checkSnapshotRoundTrip(t *testing.T, s *Store) {
 	}
 	if a, b := s.Dump(), r.Dump(); a != b {
 		t.Errorf("restored dump differs:\n%s\nvs\n%s", b, a)
+	}
+	if !reflect.DeepEqual(catalogObjects(t, s), catalogObjects(t, r)) {
+		t.Errorf("restored catalog records differ")
 	}
 }

@@ -16,23 +16,29 @@ import (
 	"github.com/consort-io/consort/pkg/structs"
 )
 
-// Snapshot image format, version 1:
+// Snapshot image format, version 2:
 //
 //	magic "CSST"
 //	records: kind (1 byte) | payload length (uint32, big endian) | payload
 //
 // The first record is a header (msgpack snapshotHeader), then index-table
-// rows, KV entries and tombstones (msgpack each, in key order), then an
-// end record whose payload is the CRC-32C of every byte before it. A
-// stream without its end record, or with a wrong checksum, is refused.
+// rows, KV entries, tombstones, nodes, services and checks (msgpack each,
+// in key order), then an end record whose payload is the CRC-32C of every
+// byte before it. A stream without its end record, or with a wrong
+// checksum, is refused. Version 1 images (KV only, same layout) are still
+// read.
 const (
-	snapshotMagic   = "CSST"
-	snapshotVersion = 1
+	snapshotMagic      = "CSST"
+	snapshotVersion    = 2
+	snapshotMinVersion = 1
 
 	recHeader    byte = 1
 	recIndex     byte = 2
 	recKV        byte = 3
 	recTombstone byte = 4
+	recNode      byte = 5
+	recService   byte = 6
+	recCheck     byte = 7
 	recEnd       byte = 0xff
 
 	// maxRecord bounds one record: far above a KV entry (values are at
@@ -91,7 +97,10 @@ func (sw *snapshotWriter) write(db *memdb.MemDB, idx uint64) error {
 	for _, t := range []struct {
 		table string
 		kind  byte
-	}{{tableIndex, recIndex}, {tableKVs, recKV}, {tableTombstones, recTombstone}} {
+	}{
+		{tableIndex, recIndex}, {tableKVs, recKV}, {tableTombstones, recTombstone},
+		{tableNodes, recNode}, {tableServices, recService}, {tableChecks, recCheck},
+	} {
 		it, err := tx.Get(t.table, indexID)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", t.table, err)
@@ -154,6 +163,7 @@ func (s *Store) Restore(r io.Reader) (uint64, error) {
 	s.last.Store(idx)
 	s.mu.Unlock()
 	close(old.abandon)
+	s.names.fireAll()
 	return idx, nil
 }
 
@@ -216,6 +226,12 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 			obj = new(structs.KVEntry)
 		case recTombstone:
 			obj = new(tombstone)
+		case recNode:
+			obj = new(structs.Node)
+		case recService:
+			obj = new(serviceEntry)
+		case recCheck:
+			obj = new(structs.HealthCheck)
 		default:
 			return 0, fmt.Errorf("%w: unknown record kind %d", ErrBadSnapshot, kind)
 		}
@@ -229,8 +245,8 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 		var err error
 		switch v := obj.(type) {
 		case *snapshotHeader:
-			if v.Version != snapshotVersion {
-				return 0, fmt.Errorf("%w: version %d, want %d", ErrBadSnapshot, v.Version, snapshotVersion)
+			if v.Version < snapshotMinVersion || v.Version > snapshotVersion {
+				return 0, fmt.Errorf("%w: version %d, want %d to %d", ErrBadSnapshot, v.Version, snapshotMinVersion, snapshotVersion)
 			}
 			header = v
 		case *indexEntry:
@@ -242,6 +258,12 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 			err = tx.Insert(tableKVs, v)
 		case *tombstone:
 			err = tx.Insert(tableTombstones, v)
+		case *structs.Node:
+			err = tx.Insert(tableNodes, v)
+		case *serviceEntry:
+			err = tx.Insert(tableServices, v)
+		case *structs.HealthCheck:
+			err = tx.Insert(tableChecks, v)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("%w: insert record kind %d: %v", ErrBadSnapshot, kind, err)

@@ -21,6 +21,8 @@ type Store struct {
 	// last is the raft index of the latest Apply or Restore; written under
 	// mu, read without.
 	last atomic.Uint64
+	// names wakes blocking reads of missing nodes and services.
+	names *nameWatches
 }
 
 // generation is one life of the state between two Restores: the database
@@ -41,7 +43,7 @@ func newGeneration() *generation {
 
 // New returns an empty store at index 0.
 func New() *Store {
-	s := &Store{}
+	s := &Store{names: newNameWatches()}
 	s.cur.Store(newGeneration())
 	return s
 }
@@ -57,7 +59,7 @@ func (s *Store) AbandonCh() <-chan struct{} { return s.cur.Load().abandon }
 
 // Apply applies one committed command at raft index and returns its
 // result: for KV commands a bool (Consul's answer to the PUT or DELETE) or
-// an error. It never panics on bad data: a command it cannot apply answers
+// an error; for catalog commands a *CatalogResult. It never panics on bad data: a command it cannot apply answers
 // an error wrapping ErrInvalidCommand, changes nothing and still advances
 // LastIndex to index, on every replica alike. An index not above LastIndex
 // answers an error wrapping ErrStaleIndex and is not applied. Indexes may
@@ -87,6 +89,10 @@ func (s *Store) applyLocked(index uint64, data []byte) any {
 			return fmt.Errorf("apply index %d: %w: decode kvs request: %v", index, ErrInvalidCommand, err)
 		}
 		return s.applyKVS(index, &req)
+	case RegisterType:
+		return s.applyRegister(index, data[1:])
+	case DeregisterType:
+		return s.applyDeregister(index, data[1:])
 	default:
 		if t&IgnoreUnknownTypeFlag != 0 {
 			return nil
