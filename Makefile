@@ -58,14 +58,16 @@ fuzz-run:
 
 # Micro-benchmarks of every package, then the end-to-end comparison with
 # etcd (Debian's etcd-server, installed here when missing and root):
-# three consort servers and three etcd members on loopback, same run.
+# three consort servers and three etcd members on loopback, same run;
+# then the catalog register rate and the health/service blocking-query
+# fan-out (1,000 watchers, one change) on three consort servers.
 # CONSORT_BENCH_SECONDS sets each load step's length (default 5).
 bench:
 	@command -v etcd >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server etcd-client; } || \
 		echo 'bench: etcd missing (apt-get install etcd-server); the comparison will be skipped'; }
 	$(GO) test -run='^$$' -bench=. -benchmem $$($(GO) list ./... | grep -v /pkg/testcluster)
-	$(GO) test -run='^$$' -bench='KVAgainstEtcd' -benchtime=1x -timeout 20m -v ./pkg/testcluster/
+	$(GO) test -run='^$$' -bench='KVAgainstEtcd|CatalogRegister|HealthFanout' -benchtime=1x -timeout 20m -v ./pkg/testcluster/
 
 clean:
 	rm -rf bin/

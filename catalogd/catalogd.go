@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/consort-io/consort/catalogd/agent"
 	"github.com/consort-io/consort/catalogd/state"
 	"github.com/consort-io/consort/pkg/catalogapi"
+	"github.com/consort-io/consort/pkg/healthapi"
 	"github.com/consort-io/consort/pkg/ipc"
 )
 
@@ -39,6 +41,11 @@ type Daemon struct {
 
 	mu       sync.Mutex // guards httpAddr
 	httpAddr net.Addr
+
+	// agent is this node's agent state and its anti-entropy sync.
+	agent *agent.Agent
+	// healthd is told about TTL updates; nil without a healthd socket.
+	healthd *healthapi.Client
 }
 
 // New checks c and returns a Daemon; it starts nothing. Zero fields are
@@ -49,7 +56,7 @@ func New(c Config) (*Daemon, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("catalogd config: %w", err)
 	}
-	return &Daemon{
+	d := &Daemon{
 		cfg:       c,
 		log:       c.Log,
 		store:     state.New(),
@@ -58,7 +65,14 @@ func New(c Config) (*Daemon, error) {
 		applyWait: applyWait,
 		ready:     make(chan struct{}),
 		closing:   make(chan struct{}),
-	}, nil
+	}
+	a, err := d.newAgent()
+	if err != nil {
+		return nil, fmt.Errorf("catalogd agent: %w", err)
+	}
+	d.agent = a
+	d.healthd = dialHealthd(c.HealthdSocket)
+	return d, nil
 }
 
 // Run serves until ctx ends or Close is called, then returns after every
@@ -112,6 +126,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { d.runFeed(ctx) })
 	wg.Go(func() { d.runStatus(ctx) })
+	wg.Go(func() { d.agent.Run(ctx) })
 
 	var hs *http.Server
 	if hl != nil {
@@ -132,6 +147,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if sl != nil {
 		mux := ipc.NewMux()
 		catalogapi.Register(mux, d)
+		catalogapi.RegisterChecks(mux, d)
 		srv := ipc.NewServer(ipc.ServerConfig{Mux: mux, Log: d.log.With("component", "socket")})
 		wg.Go(func() {
 			if err := srv.Serve(ctx, sl); err != nil {
@@ -156,6 +172,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		scancel()
 	}
 	wg.Wait()
+	if d.healthd != nil {
+		d.healthd.Close()
+	}
 	d.log.Info("stopped", "applied", d.track.applied())
 	return runErr
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/consort-io/consort/pkg/bus"
 	"github.com/consort-io/consort/pkg/config"
@@ -61,6 +63,31 @@ type Config struct {
 	Log       *slog.Logger
 	// KVMaxValueSize bounds a KV value in bytes (Consul's kv_max_value_size).
 	KVMaxValueSize int
+
+	// AgentDir is where this node's agent state (the services and checks
+	// registered here) is persisted; empty keeps it in memory only.
+	AgentDir string
+	// ServiceDefinitions are files and directories of service and check
+	// definitions in Consul's format (the node's config file and config
+	// dir); Reload (SIGHUP, PUT /v1/agent/reload) reads them again.
+	ServiceDefinitions []string
+	// NodeMeta is registered with this node (Consul's node_meta).
+	NodeMeta map[string]string
+	// TaggedAddresses are registered with this node; empty: lan and wan,
+	// and lan_ipv4 and wan_ipv4 (or _ipv6), all Advertise, as Consul.
+	TaggedAddresses map[string]string
+	// AntiEntropyInterval is the period of the agent's full diff against
+	// the catalog; zero is a minute. Negative disables anti-entropy: the
+	// agent API works but nothing is written to the catalog for it (not
+	// even this node), for tests of the catalog alone.
+	AntiEntropyInterval time.Duration
+	// CheckUpdateInterval defers syncing a TTL check whose output changed
+	// but whose status did not (Consul's check_update_interval); zero is
+	// five minutes, negative syncs at once.
+	CheckUpdateInterval time.Duration
+	// HealthdSocket is healthd's socket, told about TTL updates so it
+	// re-arms its timers; empty tells no one.
+	HealthdSocket string
 }
 
 // DefaultConfig returns a usable Config apart from Raft, which has no
@@ -77,6 +104,8 @@ func DefaultConfig() Config {
 		RaftSocket:     "/run/consort/raftd.sock",
 		BusPrefix:      "consort",
 		KVMaxValueSize: 512 << 10,
+		AgentDir:       "/var/lib/consort/catalogd/agent",
+		HealthdSocket:  "/run/consort/healthd.sock",
 	}
 }
 
@@ -114,6 +143,10 @@ func ConfigFromNode(n config.Node) Config {
 	if n.RunDir != "" {
 		c.SocketPath = n.SocketPath("catalogd")
 		c.RaftSocket = n.SocketPath("raftd")
+		c.HealthdSocket = n.SocketPath("healthd")
+	}
+	if n.DataDir != "" {
+		c.AgentDir = filepath.Join(n.StateDir("catalogd"), "agent")
 	}
 	set(&c.BusPrefix, n.NATS.SubjectPrefix)
 	if n.Limits.KVMaxValueSize > 0 {

@@ -1,6 +1,7 @@
 package catalogd
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,8 +18,9 @@ func TestConfigFromNode(t *testing.T) {
 		NodeName: "web-1", NodeID: "id-1", Datacenter: "dc1", Server: true, Advertise: "127.0.0.1",
 		SerfLANPort: 8301, HTTPAddr: "0.0.0.0:8501", SocketPath: "/run/x/catalogd.sock",
 		RaftSocket: "/run/x/raftd.sock", BusPrefix: "consort", KVMaxValueSize: 1 << 20,
+		AgentDir: "/var/lib/consort/catalogd/agent", HealthdSocket: "/run/x/healthd.sock",
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("ConfigFromNode =\n%+v\nwant\n%+v", c, want)
 	}
 	n.Ports.HTTP = -1

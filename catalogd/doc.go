@@ -5,12 +5,20 @@
 //
 // Ownership. The feed loop (feed.go) is the only caller of the store's
 // Apply and Restore; it records each command's result by raft index and
-// broadcasts the applied index. Writers (kv_http.go) hand a command to
-// raftd, get its index back, wait until the feed loop applied that index
-// and answer with its result. Readers ask raftd for a read index (unless
-// ?stale), wait until the store reached it, then query the store, blocking
-// on go-memdb watch sets for ?index= queries.
+// broadcasts the applied index; it also publishes the bus events of what
+// each command changed (feed.go for KV, events.go for the catalog).
+// Writers (kv_http.go, catalog_http.go) hand a command to raftd, get its
+// index back, wait until the feed loop applied that index and answer with
+// its result. Readers ask raftd for a read index (unless ?stale), wait
+// until the store reached it, then query the store, blocking on go-memdb
+// watch sets for ?index= queries. Catalog and health answers are built as
+// Consul's JSON records (filter_types.go), on which ?filter expressions
+// are evaluated (filter.go).
 //
-// catalogd keeps nothing on disk: killed and restarted, it rebuilds its
-// state from raftd's feed (a raft snapshot, then the log after it).
+// catalogd keeps no catalog state on disk: killed and restarted, it
+// rebuilds it from raftd's feed (a raft snapshot, then the log after it).
+// Only this node's agent state (package agent: the services and checks
+// registered here, kept in the catalog by anti-entropy) is persisted, in
+// its own directory. agent_http.go serves /v1/agent/*, checks_socket.go
+// the check stream healthd runs from and its reports.
 package catalogd

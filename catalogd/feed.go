@@ -124,7 +124,8 @@ func (d *Daemon) restore(buf *bytes.Buffer, want uint64) error {
 }
 
 // applyEntries applies committed commands in order, records each result
-// for its writer, publishes KV events, then wakes waiters once.
+// for its writer, publishes KV and catalog events, then wakes waiters
+// once.
 func (d *Daemon) applyEntries(entries []raftapi.Entry) {
 	last := d.track.applied()
 	for _, e := range entries {
@@ -137,6 +138,7 @@ func (d *Daemon) applyEntries(entries []raftapi.Entry) {
 		if ok, _ := res.(bool); ok {
 			d.publish(e)
 		}
+		d.publishCatalog(e.Index, res)
 		last = e.Index
 	}
 	d.track.set(last)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/consort-io/consort/catalogd/catalogdtest"
 	"github.com/consort-io/consort/pkg/bus"
+	"github.com/consort-io/consort/pkg/bus/bustest"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -28,18 +29,25 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// recorder is a bus.Publisher that keeps what was published.
+// recorder is a bus.Publisher that keeps what was published: KV events
+// in events (and their subjects in subjects), every event in all.
 type recorder struct {
 	mu       sync.Mutex
 	subjects []string
 	events   []bus.KV
+	all      bustest.Recorder
 }
 
 func (r *recorder) Publish(subject string, payload any) {
+	r.all.Publish(subject, payload)
+	kv, ok := payload.(bus.KV)
+	if !ok {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.subjects = append(r.subjects, subject)
-	r.events = append(r.events, payload.(bus.KV))
+	r.events = append(r.events, kv)
 }
 
 func (r *recorder) kv() []bus.KV {
@@ -73,6 +81,9 @@ func startNode(t *testing.T, raft *catalogdtest.Raft, tweak ...func(*Config)) *n
 		Raft:       raft.Client(),
 		Bus:        rec,
 		Log:        testLogger(t),
+		// The catalog starts empty: no anti-entropy registering this node.
+		// Agent tests turn it on.
+		AntiEntropyInterval: -1,
 	}
 	for _, f := range tweak {
 		f(&cfg)

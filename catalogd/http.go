@@ -36,12 +36,18 @@ func (d *Daemon) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(p, "/v1/kv/") || p == "/v1/kv":
 		h = d.kvEndpoint
+	case strings.HasPrefix(p, "/v1/catalog/"):
+		h = d.catalogEndpoint
+	case strings.HasPrefix(p, "/v1/health/"):
+		h = d.healthEndpoint
 	case p == "/v1/status/leader":
 		h = get(d.statusLeader)
 	case p == "/v1/status/peers":
 		h = get(d.statusPeers)
 	case p == "/v1/agent/self":
 		h = get(d.agentSelf)
+	case strings.HasPrefix(p, "/v1/agent/"):
+		h = d.agentEndpoint
 	case p == "/":
 		h = get(func(w http.ResponseWriter, r *http.Request) (any, error) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -51,7 +57,7 @@ func (d *Daemon) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h = func(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, &httpError{code: http.StatusNotFound, msg: fmt.Sprintf(
-				"Unknown endpoint %s %s: consort's catalogd serves /v1/kv/, /v1/status/leader, /v1/status/peers and /v1/agent/self", r.Method, p)}
+				"Unknown endpoint %s %s: consort's catalogd serves /v1/kv/, /v1/catalog/, /v1/health/, /v1/agent/, /v1/status/leader and /v1/status/peers", r.Method, p)}
 		}
 	}
 	d.run(w, r, h)
@@ -245,6 +251,14 @@ func (d *Daemon) agentSelf(w http.ResponseWriter, r *http.Request) (any, error) 
 			"Tags":   map[string]string{"dc": d.cfg.Datacenter, "role": role, "id": id},
 			"Status": 1,
 		},
-		"Meta": map[string]string{},
+		"Meta": nodeMeta(d.cfg.NodeMeta),
 	}, nil
+}
+
+// nodeMeta is the node's meta as /v1/agent/self reports it: {} when none.
+func nodeMeta(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }

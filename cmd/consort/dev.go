@@ -25,8 +25,8 @@ import (
 )
 
 // devDaemons are the daemons dev mode runs, in start order; they stop in
-// reverse. gossipd, healthd and dnsd join when they exist.
-var devDaemons = []string{"raftd", "catalogd"}
+// reverse. gossipd and dnsd join when they exist.
+var devDaemons = []string{"raftd", "catalogd", "healthd"}
 
 // maxSocketPath keeps <run_dir>/<daemon>.sock inside the 108-byte limit of
 // a Unix socket address.

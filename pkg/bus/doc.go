@@ -18,6 +18,13 @@
 //	consort.health.<service>                        catalogd
 //	consort.kv                                      catalogd, KV
 //
+// Catalog and health events carry the raft index of the command that
+// made the change. A node-level check (serfHealth, node maintenance)
+// changes the health of every service on its node, so its Health event
+// goes to "<prefix>.health.~" and to "<prefix>.health.<name>" for each
+// service name on that node: watching one service's subject is enough to
+// see every change to its health.
+//
 // Build them with Subjects; subscribe to Subjects.All() for everything,
 // or e.g. "consort.catalog.service.*" for one kind.
 //

@@ -55,8 +55,9 @@ func (s Subjects) CatalogNode(name string) string {
 	return s.p() + ".catalog.node." + EncodeToken(name)
 }
 
-// Health is "<prefix>.health.<service>"; checks not tied to a service
-// use the empty service name.
+// Health is "<prefix>.health.<service>". Node-level checks (not tied to
+// a service) are published under the empty service name ("~") and also
+// under every service name on their node; see the Health payload.
 func (s Subjects) Health(service string) string { return s.p() + ".health." + EncodeToken(service) }
 
 // All is "<prefix>.>", every event.

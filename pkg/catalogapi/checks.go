@@ -40,9 +40,12 @@ type CheckDefinition struct {
 
 // ChecksUpdate is one item of the WatchChecks stream. Full replaces the
 // receiver's whole set (the first item is always Full); otherwise Checks
-// are added or replaced and Removed are stopped.
+// are added or replaced and Removed are stopped. A large full set comes in
+// several Full items, each but the last with More set: the receiver
+// gathers them and replaces its set once, at the last.
 type ChecksUpdate struct {
 	Full    bool              `codec:"full"`
+	More    bool              `codec:"more,omitempty"`
 	Checks  []CheckDefinition `codec:"checks"`
 	Removed []string          `codec:"removed"`
 }

@@ -18,10 +18,13 @@ type Node struct {
 	DataDir         string   `hcl:"data_dir"`    // state: <data_dir>/<daemon>/
 	RunDir          string   `hcl:"run_dir"`     // sockets: <run_dir>/<daemon>.sock
 	LogLevel        string   `hcl:"log_level"`
-	Ports           Ports    `hcl:"ports"`
-	NATS            NATS     `hcl:"nats"`
-	Raft            Raft     `hcl:"raft"`
-	Limits          Limits   `hcl:"limits"`
+	// EnableScriptChecks lets healthd run script (args) checks, as
+	// Consul's enable_script_checks; off by default.
+	EnableScriptChecks bool   `hcl:"enable_script_checks"`
+	Ports              Ports  `hcl:"ports"`
+	NATS               NATS   `hcl:"nats"`
+	Raft               Raft   `hcl:"raft"`
+	Limits             Limits `hcl:"limits"`
 	// Source lists the files the node was read from, for messages.
 	Source []string `hcl:"-"`
 }

@@ -1,6 +1,15 @@
 // Package healthapi is healthd's socket protocol: catalogd tells healthd
 // about TTL updates so it re-arms the TTL timer, and anyone may ask what
 // healthd is running.
+//
+// TTL updates. catalogd answers /v1/agent/check/update|pass|warn|fail for
+// a TTL check by calling UpdateTTL, and may also apply the status to its
+// agent state itself (so the update takes effect while healthd is down).
+// healthd sets the status, re-arms the TTL timer and reports the status
+// with ReportChecks when it differs from what catalogd last sent it, so
+// both paths agree and a report always carries healthd's latest state.
+// When the TTL passes without another update, healthd reports the check
+// critical with Consul's output "TTL expired".
 package healthapi
 
 import (
@@ -23,6 +32,8 @@ var ErrUnknownCheck = ipc.NewError("unknown_check", "unknown check")
 var ErrNotTTL = ipc.NewError("not_ttl", "not a TTL check")
 
 // UpdateTTLRequest sets a TTL check's status and re-arms its timer.
+// Status is passing, warning or critical (else ipc.ErrBadRequest); Output
+// is kept, truncated to the check's OutputMaxSize (4 KiB) as Consul does.
 type UpdateTTLRequest struct {
 	CheckID string `codec:"check_id"`
 	Status  string `codec:"status"`
@@ -43,12 +54,31 @@ type CheckState struct {
 	Output   string        `codec:"output"`
 	LastRun  time.Time     `codec:"last_run"`
 	Interval time.Duration `codec:"interval"`
+
+	Name      string `codec:"name,omitempty"`
+	ServiceID string `codec:"service_id,omitempty"`
+	// NextRun is when the check runs next (interval checks) or expires
+	// (TTL checks); zero when nothing is scheduled.
+	NextRun time.Time `codec:"next_run,omitempty"`
+	// Running: a run is in progress.
+	Running bool `codec:"running,omitempty"`
+	// Pending: a change waits to be reported to catalogd.
+	Pending bool `codec:"pending,omitempty"`
 }
 
 // StatusResponse lists the checks healthd runs.
 type StatusResponse struct {
 	Connected bool         `codec:"connected"` // the check stream from catalogd is up
 	Checks    []CheckState `codec:"checks"`
+
+	// Running is how many checks run now, at most MaxRunning; Queued how
+	// many are due and wait for a free slot.
+	Running    int `codec:"running,omitempty"`
+	Queued     int `codec:"queued,omitempty"`
+	MaxRunning int `codec:"max_running,omitempty"`
+	// Reports counts ReportChecks calls catalogd answered since healthd
+	// started.
+	Reports uint64 `codec:"reports,omitempty"`
 }
 
 // Server is what a healthd (or a replacement) implements.

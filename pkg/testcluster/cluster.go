@@ -22,8 +22,8 @@ import (
 )
 
 // daemons lists the daemons a node runs, in start order; they stop in
-// reverse order. gossipd, healthd and dnsd join this list when they exist.
-var daemons = []string{"raftd", "catalogd"}
+// reverse order. gossipd and dnsd join this list when they exist.
+var daemons = []string{"raftd", "catalogd", "healthd"}
 
 // Options describes a cluster. The zero value is a one-server cluster.
 type Options struct {
@@ -44,6 +44,10 @@ type Options struct {
 	// LogTailLines is how many lines of each log are printed when the test
 	// fails; default 60.
 	LogTailLines int
+	// ConfigDirFiles are written into every node's config dir (passed as
+	// --config-dir) before its daemons start: file name → contents, e.g.
+	// service definitions.
+	ConfigDirFiles map[string]string
 	// AllowExit keeps a daemon that exits by itself from failing the test,
 	// for tests that provoke exits on purpose.
 	AllowExit bool
@@ -132,6 +136,7 @@ func New(t testing.TB, opts Options) *Cluster {
 			DataDir:    filepath.Join(base, "data"),
 			RunDir:     filepath.Join(runRoot, "n"+strconv.Itoa(i+1)),
 			ConfigFile: filepath.Join(base, "consort.hcl"),
+			ConfigDir:  filepath.Join(base, "consort.d"),
 			LogDir:     filepath.Join(base, "log"),
 			ports: config.Ports{
 				Raft:    ports[perNode*i],
@@ -146,7 +151,7 @@ func New(t testing.TB, opts Options) *Cluster {
 		}
 		n.raftAddr = hostPort(n.ports.Raft)
 		n.httpAddr = hostPort(n.ports.HTTP)
-		for _, d := range []string{n.DataDir, n.RunDir, n.LogDir} {
+		for _, d := range []string{n.DataDir, n.RunDir, n.LogDir, n.ConfigDir} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				t.Fatalf("testcluster: %v", err)
 			}
@@ -156,6 +161,11 @@ func New(t testing.TB, opts Options) *Cluster {
 	for _, n := range c.Nodes {
 		if err := os.WriteFile(n.ConfigFile, []byte(c.nodeConfig(n, c.NATSURL())), 0o644); err != nil {
 			t.Fatalf("testcluster: write config: %v", err)
+		}
+		for name, body := range opts.ConfigDirFiles {
+			if err := os.WriteFile(filepath.Join(n.ConfigDir, name), []byte(body), 0o644); err != nil {
+				t.Fatalf("testcluster: write config dir: %v", err)
+			}
 		}
 	}
 

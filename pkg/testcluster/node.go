@@ -38,6 +38,8 @@ type Node struct {
 	RunDir string
 	// ConfigFile is the node's consort.hcl, passed as --config-file.
 	ConfigFile string
+	// ConfigDir is the node's consort.d, passed as --config-dir.
+	ConfigDir string
 	// LogDir holds <daemon>.log, each daemon's stdout and stderr across
 	// restarts.
 	LogDir string
@@ -119,9 +121,9 @@ func (n *Node) Start(daemon string) error {
 	// The child gets its own copy of the descriptor; ours is only for the
 	// marker lines.
 	defer logf.Close()
-	fmt.Fprintf(logf, "=== testcluster %s: start %s --config-file %s\n", stamp(), daemon, n.ConfigFile)
+	fmt.Fprintf(logf, "=== testcluster %s: start %s --config-file %s --config-dir %s\n", stamp(), daemon, n.ConfigFile, n.ConfigDir)
 
-	cmd := exec.Command(filepath.Join(n.c.bin, daemon), "--config-file", n.ConfigFile)
+	cmd := exec.Command(filepath.Join(n.c.bin, daemon), "--config-file", n.ConfigFile, "--config-dir", n.ConfigDir)
 	cmd.Dir = n.DataDir
 	cmd.Env = childEnv()
 	cmd.Stdout = logf
@@ -170,6 +172,18 @@ func (n *Node) Kill(daemon string) error {
 	}
 	signalGroup(p, syscall.SIGKILL)
 	return n.awaitExit(daemon, p, 10*time.Second)
+}
+
+// Signal sends sig to a running daemon (e.g. SIGHUP to reload); it is an
+// error when the daemon is not running.
+func (n *Node) Signal(daemon string, sig syscall.Signal) error {
+	n.mu.Lock()
+	p := n.procs[daemon]
+	n.mu.Unlock()
+	if p == nil || !p.running() {
+		return fmt.Errorf("%s: %s is not running", n.Name, daemon)
+	}
+	return p.cmd.Process.Signal(sig)
 }
 
 // Stop sends SIGTERM to the daemon's process group and waits for it to
