@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -149,6 +150,9 @@ func ConfigFromNode(n config.Node) Config {
 		c.AgentDir = filepath.Join(n.StateDir("catalogd"), "agent")
 	}
 	set(&c.BusPrefix, n.NATS.SubjectPrefix)
+	if len(n.NodeMeta) > 0 {
+		c.NodeMeta = maps.Clone(n.NodeMeta)
+	}
 	if n.Limits.KVMaxValueSize > 0 {
 		c.KVMaxValueSize = n.Limits.KVMaxValueSize
 	}

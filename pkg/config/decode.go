@@ -187,6 +187,10 @@ func (d *decoder) value(v ast.Node, k *keyNode, line int) {
 		return
 	}
 	field := reflect.ValueOf(d.n).Elem().FieldByIndex(k.index)
+	if k.kind == kindStringMap {
+		d.stringMap(v, k, field, line)
+		return
+	}
 	if k.kind == kindStrings {
 		var out []string
 		switch v := v.(type) {
@@ -280,6 +284,52 @@ func (d *decoder) value(v ast.Node, k *keyNode, line int) {
 }
 
 // stringLiteral reads one string element of a list key.
+// stringMap merges a block of string values (node_meta { rack = "r1" })
+// into a map field: later files add to and override earlier ones.
+func (d *decoder) stringMap(v ast.Node, k *keyNode, field reflect.Value, line int) {
+	var items []*ast.ObjectItem
+	switch v := v.(type) {
+	case *ast.ObjectType:
+		items = v.List.Items
+	case *ast.ListType:
+		for _, e := range v.List {
+			o, ok := e.(*ast.ObjectType)
+			if !ok {
+				d.errorf(nodeLine(e, line), "%s: %s, got %s", k.path, k.kind.want(), describe(e))
+				return
+			}
+			items = append(items, o.List.Items...)
+		}
+	default:
+		d.errorf(line, "%s: %s, got %s", k.path, k.kind.want(), describe(v))
+		return
+	}
+	m := map[string]string{}
+	if !field.IsNil() {
+		for k2, v2 := range field.Interface().(map[string]string) {
+			m[k2] = v2
+		}
+	}
+	for _, it := range items {
+		il := itemLine(it)
+		if len(it.Keys) != 1 {
+			d.errorf(il, "%s: want one key per value", k.path)
+			return
+		}
+		key, err := stringValue(it.Keys[0].Token)
+		if err != nil || key == "" {
+			d.errorf(il, "%s: bad key %s", k.path, clip(it.Keys[0].Token.Text))
+			return
+		}
+		s, ok := d.stringLiteral(it.Val, k, il)
+		if !ok {
+			return
+		}
+		m[key] = s
+	}
+	field.Set(reflect.ValueOf(m))
+}
+
 func (d *decoder) stringLiteral(v ast.Node, k *keyNode, line int) (string, bool) {
 	lit, ok := v.(*ast.LiteralType)
 	if ok && isTextual(lit.Token) {

@@ -19,6 +19,7 @@ const (
 	kindUint
 	kindStrings
 	kindDuration
+	kindStringMap
 )
 
 // want names a kind in error messages ("want a number, got ...").
@@ -32,6 +33,8 @@ func (k kind) want() string {
 		return "want a list of strings"
 	case kindDuration:
 		return `want a duration like "30s"`
+	case kindStringMap:
+		return `want a block of string values like { rack = "r1" }`
 	default:
 		return "want a string"
 	}
@@ -109,6 +112,8 @@ func addFields(parent *keyNode, t reflect.Type, index []int) {
 			k.kind = kindUint
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
 			k.kind = kindStrings
+		case f.Type.Kind() == reflect.Map && f.Type.Key().Kind() == reflect.String && f.Type.Elem().Kind() == reflect.String:
+			k.kind = kindStringMap
 		default:
 			panic(fmt.Sprintf("config: field %s has unsupported type %s", path, f.Type))
 		}
@@ -194,6 +199,23 @@ func setText(n *Node, k *keyNode, s string) error {
 			}
 		}
 		v.Set(reflect.ValueOf(list))
+	case kindStringMap:
+		// "key:value,key:value", merged into what files set.
+		m := map[string]string{}
+		for k2, v2 := range v.Interface().(map[string]string) {
+			m[k2] = v2
+		}
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			key, val, ok := strings.Cut(e, ":")
+			if !ok || strings.TrimSpace(key) == "" {
+				return fmt.Errorf("%s: want key:value pairs separated by commas, got %q", k.path, s)
+			}
+			m[strings.TrimSpace(key)] = strings.TrimSpace(val)
+		}
+		v.Set(reflect.ValueOf(m))
 	}
 	return nil
 }

@@ -383,3 +383,39 @@ func TestNumbersAsStrings(t *testing.T) {
 	eq(t, "server", n.Server, true)
 	eq(t, "bootstrap_expect", n.BootstrapExpect, 3)
 }
+
+// TestNodeMeta shows node_meta blocks from HCL and JSON files merge (later
+// keys win), env and --set add key:value pairs, and bad shapes name the
+// file and line.
+func TestNodeMeta(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"consort.hcl":        "node_meta {\n  rack = \"r1\"\n  zone = \"a\"\n}\n",
+		"consort.d/b.json":   `{"node_meta": {"zone": "b", "os": "linux"}}`,
+		"bad/consort.hcl":    "node_meta = \"x\"\n",
+		"badval/consort.hcl": "node_meta {\n  rack = [1]\n}\n",
+	})
+	n, err := Load(LoadOptions{
+		ConfigFile: filepath.Join(dir, "consort.hcl"), ConfigDir: filepath.Join(dir, "consort.d"),
+		Env: []string{"CONSORT_NODE_META=team:infra"},
+		Set: map[string]string{"node_meta": "env:prod, rack:r9"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"rack": "r9", "zone": "b", "os": "linux", "team": "infra", "env": "prod"}
+	if !reflect.DeepEqual(n.NodeMeta, want) {
+		t.Fatalf("node_meta = %v, want %v", n.NodeMeta, want)
+	}
+	for _, c := range []struct{ file, want string }{
+		{"bad/consort.hcl", "consort.hcl:1: node_meta: want a block"},
+		{"badval/consort.hcl", "consort.hcl:2: node_meta"},
+	} {
+		_, err := Load(LoadOptions{ConfigFile: filepath.Join(dir, c.file)})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.file, err, c.want)
+		}
+	}
+	if _, err := Load(LoadOptions{Set: map[string]string{"node_meta": "novalue"}}); err == nil || !strings.Contains(err.Error(), "key:value") {
+		t.Errorf("bad --set node_meta: %v", err)
+	}
+}

@@ -19,6 +19,9 @@ type Node struct {
 	RunDir          string   `hcl:"run_dir"`     // sockets: <run_dir>/<daemon>.sock
 	LogLevel        string   `hcl:"log_level"`
 	// EnableScriptChecks lets healthd run script (args) checks, as
+	// NodeMeta is registered with this node in the catalog (Consul's
+	// node_meta): node_meta { rack = "r1" }; env/--set as "k:v,k:v".
+	NodeMeta map[string]string `hcl:"node_meta"`
 	// Consul's enable_script_checks; off by default.
 	EnableScriptChecks bool   `hcl:"enable_script_checks"`
 	Ports              Ports  `hcl:"ports"`
