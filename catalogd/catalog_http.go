@@ -310,6 +310,19 @@ func (d *Daemon) catalogWrite(w http.ResponseWriter, r *http.Request, t state.Me
 // learn the outcome. Safe for concurrent use; blocks until applied, ctx
 // ends or the apply wait runs out.
 func (d *Daemon) applyCatalog(ctx context.Context, t state.MessageType, req any) (*state.CatalogResult, error) {
+	// The writer's clock stamps the command, so a session this write
+	// invalidates gets its lock-delay from a time every replica agrees on.
+	now := time.Now().UnixNano()
+	switch r := req.(type) {
+	case *structs.RegisterRequest:
+		if r.Now == 0 {
+			r.Now = now
+		}
+	case *structs.DeregisterRequest:
+		if r.Now == 0 {
+			r.Now = now
+		}
+	}
 	data, err := state.Encode(t, req)
 	if err != nil {
 		return nil, fmt.Errorf("encode catalog command: %w", err)

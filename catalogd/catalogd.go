@@ -46,6 +46,8 @@ type Daemon struct {
 	agent *agent.Agent
 	// healthd is told about TTL updates; nil without a healthd socket.
 	healthd *healthapi.Client
+	// ttl holds the session TTL deadlines while this server leads.
+	ttl *ttlTimers
 }
 
 // New checks c and returns a Daemon; it starts nothing. Zero fields are
@@ -65,6 +67,7 @@ func New(c Config) (*Daemon, error) {
 		applyWait: applyWait,
 		ready:     make(chan struct{}),
 		closing:   make(chan struct{}),
+		ttl:       newTTLTimers(),
 	}
 	a, err := d.newAgent()
 	if err != nil {
@@ -127,6 +130,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { d.runFeed(ctx) })
 	wg.Go(func() { d.runStatus(ctx) })
 	wg.Go(func() { d.agent.Run(ctx) })
+	wg.Go(func() { d.runLeader(ctx) })
+	wg.Go(func() { d.runTTL(ctx) })
 
 	var hs *http.Server
 	if hl != nil {

@@ -64,6 +64,10 @@ type Config struct {
 	Log       *slog.Logger
 	// KVMaxValueSize bounds a KV value in bytes (Consul's kv_max_value_size).
 	KVMaxValueSize int
+	// SessionTTLMin is the shortest session TTL accepted (Consul's
+	// session_ttl_min); zero is DefaultSessionTTLMin, 10 s. Tests lower it
+	// to see TTL expiry quickly.
+	SessionTTLMin time.Duration
 
 	// AgentDir is where this node's agent state (the services and checks
 	// registered here) is persisted; empty keeps it in memory only.
@@ -177,6 +181,9 @@ func (c Config) Validate() error {
 	if c.KVMaxValueSize > raftapi.MaxCommandSize/2 {
 		errs = append(errs, fmt.Errorf("kv max value size %d: must be at most %d (half of raft's command limit)", c.KVMaxValueSize, raftapi.MaxCommandSize/2))
 	}
+	if c.SessionTTLMin < 0 || c.SessionTTLMin > SessionTTLMax {
+		errs = append(errs, fmt.Errorf("session ttl min %s: must be between 0 and %s", c.SessionTTLMin, SessionTTLMax))
+	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
@@ -205,6 +212,9 @@ func (c Config) fill() Config {
 	}
 	if c.KVMaxValueSize == 0 {
 		c.KVMaxValueSize = d.KVMaxValueSize
+	}
+	if c.SessionTTLMin == 0 {
+		c.SessionTTLMin = DefaultSessionTTLMin
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

@@ -21,4 +21,12 @@
 // registered here, kept in the catalog by anti-entropy) is persisted, in
 // its own directory. agent_http.go serves /v1/agent/*, checks_socket.go
 // the check stream healthd runs from and its reports.
+//
+// Sessions (session_http.go) are raft commands like KV writes, renews
+// included. While the local raftd leads (leader.go polls its Status), the
+// session TTL timers run (session_ttl.go): armed from the store on taking
+// up leadership and re-armed by each create and renew the feed applies
+// (lock_events.go, called from events.go), they write a destroy through
+// raft on expiry. lock_events.go also publishes the session and lock
+// events from the changes each applied command reports.
 package catalogd

@@ -16,8 +16,16 @@ import (
 // explains. res of any other type, refused commands and entries replayed
 // at startup publish nothing. It runs on the feed goroutine right after
 // the command was applied, so the store shows the state the command left;
-// it never blocks (the publisher buffers or drops).
+// it never blocks (the publisher buffers or drops). It first hands every
+// result to sessionApplied (session TTL timers, session and lock events),
+// replayed entries and other result types included. A transaction's
+// changes are published by publishTxn.
 func (d *Daemon) publishCatalog(index uint64, res any) {
+	d.sessionApplied(index, res)
+	if tr, ok := res.(*state.TxnResult); ok {
+		d.publishTxn(index, tr)
+		return
+	}
 	cr, ok := res.(*state.CatalogResult)
 	if !ok || cr == nil || cr.Err != nil || len(cr.Changes) == 0 {
 		return

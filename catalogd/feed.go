@@ -123,25 +123,26 @@ func (d *Daemon) restore(buf *bytes.Buffer, want uint64) error {
 	return nil
 }
 
-// applyEntries applies committed commands in order, records each result
-// for its writer, publishes KV and catalog events, then wakes waiters
-// once.
+// applyEntries applies committed commands in order, publishes KV and
+// catalog events, then records every result for its writer and wakes the
+// writers waiting for the batch, under one lock.
 func (d *Daemon) applyEntries(entries []raftapi.Entry) {
 	last := d.track.applied()
+	results := make([]applyResult, 0, len(entries))
 	for _, e := range entries {
 		// After a reconnect the feed may repeat what was applied.
 		if e.Index <= last {
 			continue
 		}
 		res := d.applyOne(e)
-		d.track.record(e.Index, res)
+		results = append(results, applyResult{index: e.Index, res: res})
 		if ok, _ := res.(bool); ok {
 			d.publish(e)
 		}
 		d.publishCatalog(e.Index, res)
 		last = e.Index
 	}
-	d.track.set(last)
+	d.track.advance(results, last)
 }
 
 // applyOne applies one command. A panic in the state machine answers that
@@ -171,8 +172,11 @@ func (d *Daemon) publish(e raftapi.Entry) {
 	}
 	ev := bus.KV{Kind: bus.KindKV, Key: req.Entry.Key, Index: e.Index}
 	switch req.Op {
-	case state.KVSet, state.KVCAS:
+	case state.KVSet, state.KVCAS, state.KVLock:
 		ev.Op, ev.Flags = bus.KVOpSet, req.Entry.Flags
+	case state.KVUnlock:
+		// The key's value stays; its holder and ModifyIndex changed.
+		ev.Op = bus.KVOpSet
 	case state.KVDelete, state.KVDeleteCAS:
 		ev.Op = bus.KVOpDelete
 	case state.KVDeleteTree:

@@ -40,6 +40,10 @@ func (d *Daemon) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h = d.catalogEndpoint
 	case strings.HasPrefix(p, "/v1/health/"):
 		h = d.healthEndpoint
+	case strings.HasPrefix(p, "/v1/session/"):
+		h = d.sessionEndpoint
+	case p == "/v1/txn":
+		h = d.txnEndpoint
 	case p == "/v1/status/leader":
 		h = get(d.statusLeader)
 	case p == "/v1/status/peers":
@@ -57,7 +61,7 @@ func (d *Daemon) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h = func(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, &httpError{code: http.StatusNotFound, msg: fmt.Sprintf(
-				"Unknown endpoint %s %s: consort's catalogd serves /v1/kv/, /v1/catalog/, /v1/health/, /v1/agent/, /v1/status/leader and /v1/status/peers", r.Method, p)}
+				"Unknown endpoint %s %s: consort's catalogd serves /v1/kv/, /v1/catalog/, /v1/health/, /v1/session/, /v1/agent/, /v1/txn, /v1/status/leader and /v1/status/peers", r.Method, p)}
 		}
 	}
 	d.run(w, r, h)

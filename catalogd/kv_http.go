@@ -157,11 +157,16 @@ func (d *Daemon) kvPut(w http.ResponseWriter, r *http.Request, req kvRequest) (a
 		return nil, tooLarge(-1, max)
 	}
 	req.cmd.Entry.Value = body
+	if req.cmd.Op == state.KVLock || req.cmd.Op == state.KVUnlock {
+		// The state machine checks lock-delays against the writer's clock.
+		req.cmd.Now = d.wallNow()
+	}
 	ok, err := d.apply(r.Context(), req.cmd)
 	if err != nil {
 		return nil, err
 	}
-	// Only a CAS can fail; Consul answers true for a plain set.
+	// A CAS, acquire or release can fail; Consul answers true for a
+	// plain set.
 	return ok || req.cmd.Op == state.KVSet, nil
 }
 
@@ -199,8 +204,9 @@ func (d *Daemon) apply(ctx context.Context, cmd state.KVSRequest) (bool, error) 
 	res, ok := d.track.take(idx)
 	if !ok {
 		// Reached through a snapshot restore, or evicted: applied, but
-		// the command's own answer is gone. Only CAS answers can differ.
-		if cmd.Op != state.KVCAS && cmd.Op != state.KVDeleteCAS {
+		// the command's own answer is gone. Only CAS, acquire and
+		// release answers can differ.
+		if cmd.Op != state.KVCAS && cmd.Op != state.KVDeleteCAS && cmd.Op != state.KVLock && cmd.Op != state.KVUnlock {
 			return true, nil
 		}
 		return false, fmt.Errorf("write committed and applied at index %d, but its result is unknown (catalogd restored a snapshot past it)", idx)

@@ -136,8 +136,9 @@ type kvRequest struct {
 }
 
 // parseKV decodes a /v1/kv/<key> request's parameters the way Consul's
-// KV endpoint does, refusing what it cannot apply with 400 (and 501 for
-// the session operations not built yet).
+// KV endpoint does, refusing what it cannot apply with 400. ?acquire and
+// ?release name the session (empty is left to the state machine, which
+// refuses it as Consul does).
 func parseKV(method, key string, v url.Values) (kvRequest, error) {
 	r := kvRequest{key: key}
 	switch method {
@@ -179,8 +180,11 @@ func parseKV(method, key string, v url.Values) (kvRequest, error) {
 			}
 			r.cmd.Op, r.cmd.Entry.ModifyIndex = state.KVCAS, c
 		}
-		if has(v, "acquire") || has(v, "release") {
-			return r, &httpError{code: http.StatusNotImplemented, msg: "not implemented: sessions (issue 5): ?acquire and ?release need sessions, which consort does not have yet"}
+		if has(v, "acquire") {
+			r.cmd.Op, r.cmd.Entry.Session = state.KVLock, v.Get("acquire")
+		}
+		if has(v, "release") {
+			r.cmd.Op, r.cmd.Entry.Session = state.KVUnlock, v.Get("release")
 		}
 		return r, nil
 	case http.MethodDelete:

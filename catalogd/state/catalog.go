@@ -45,6 +45,14 @@ type Change struct {
 	// OldStatus ("" when registered), NewStatus ("" when deregistered)
 	// and the new Output, for check changes.
 	OldStatus, NewStatus, Output string
+	// Key, Session and LockIndex describe lock and KV changes (Kind
+	// ChangeLock, ChangeKV); Session also names the session of a
+	// ChangeSession.
+	Key       string
+	Session   string
+	LockIndex uint64
+	// Reason says why a session was invalidated (Reason* constants).
+	Reason string
 }
 
 // ServiceNode is one instance of a service with its node.
@@ -82,6 +90,9 @@ func (s *Store) applyRegister(idx uint64, body []byte) *CatalogResult {
 	tx := g.db.Txn(true)
 	defer tx.Abort()
 	c := &catalogTxn{tx: tx, idx: idx}
+	if err := c.setNow(req.Now); err != nil {
+		return &CatalogResult{Err: err}
+	}
 	if err := c.register(&req); err != nil {
 		return &CatalogResult{Err: err}
 	}
@@ -105,6 +116,9 @@ func (s *Store) applyDeregister(idx uint64, body []byte) *CatalogResult {
 	tx := g.db.Txn(true)
 	defer tx.Abort()
 	c := &catalogTxn{tx: tx, idx: idx}
+	if err := c.setNow(req.Now); err != nil {
+		return &CatalogResult{Err: err}
+	}
 	var err error
 	switch {
 	case req.ServiceID != "":

@@ -203,7 +203,7 @@ func all[T any](t testing.TB, tx *memdb.Txn, table string) []T {
 	return out
 }
 
-// catalogObjects lists every catalog record, for deep comparison: Dump
+// catalogObjects lists every catalog and session record, for deep comparison: Dump
 // does not show the difference between a nil and an empty slice or map,
 // which JSON answers do.
 func catalogObjects(t testing.TB, s *Store) []any {
@@ -211,7 +211,8 @@ func catalogObjects(t testing.TB, s *Store) []any {
 	tx := db.Txn(false)
 	defer tx.Abort()
 	var out []any
-	for _, table := range []string{tableNodes, tableServices, tableChecks} {
+	for _, table := range []string{tableNodes, tableServices, tableChecks,
+		tableSessions, tableSessionChecks, tableSessionRenew, tableLockDelays, tableKVLocks} {
 		out = append(out, all[any](t, tx, table)...)
 	}
 	return out
@@ -235,8 +236,8 @@ func TestSnapshotReadsVersion1(t *testing.T) {
 	if r.Dump() != s.Dump() {
 		t.Fatalf("v1 restore differs:\n%s\nvs\n%s", r.Dump(), s.Dump())
 	}
-	if _, err := New().Restore(bytes.NewReader(rewriteHeaderVersion(t, img.Bytes(), 3))); err == nil {
-		t.Fatal("restored a version 3 image")
+	if _, err := New().Restore(bytes.NewReader(rewriteHeaderVersion(t, img.Bytes(), snapshotVersion+1))); err == nil {
+		t.Fatalf("restored a version %d image", snapshotVersion+1)
 	}
 }
 

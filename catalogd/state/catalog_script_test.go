@@ -154,6 +154,8 @@ func formatChange(c Change) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %q", c.Kind, c.Op, c.Node)
 	switch c.Kind {
+	case ChangeSession, ChangeLock, ChangeKV:
+		return formatSessionChange(c)
 	case ChangeService:
 		fmt.Fprintf(&b, " %q name=%q", c.ServiceID, c.ServiceName)
 	case ChangeCheck:

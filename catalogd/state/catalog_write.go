@@ -9,15 +9,20 @@ import (
 	"github.com/consort-io/consort/pkg/structs"
 )
 
-// catalogTxn is one catalog write: the memdb transaction, the raft index
-// it applies at, and what it changed, in order. Its methods follow
+// catalogTxn is one write (catalog, session, lock or txn command): the
+// memdb transaction, the raft index it applies at, the writer's time, and
+// what it changed, in order. Its methods follow
 // Consul's ensure*Txn and delete*Txn (agent/consul/state/catalog.go),
 // including which index-table rows each change raises, except Consul's
 // per-kind rows ("service_kind.*", read only by its service dump by kind,
 // which consort does not have).
 type catalogTxn struct {
-	tx      *memdb.Txn
-	idx     uint64
+	tx  *memdb.Txn
+	idx uint64
+	// now is the writer's time (unix nanoseconds) for lock-delays and
+	// renew times, valid once nowSet; see setNow and clock.
+	now     int64
+	nowSet  bool
 	changes []Change
 	// created lists name-watch keys of nodes and services written, so
 	// blocking reads on a name that was missing wake (see nameWatches).
@@ -242,7 +247,14 @@ func (c *catalogTxn) ensureCheck(hc *structs.HealthCheck) error {
 		hc.ServiceName = svc.Service.Service
 		hc.ServiceTags = svc.Service.Tags
 	}
+	// Consul invalidates the check's sessions whenever it is written as
+	// critical, changed or not (a session cannot be tied to a check that
+	// is critical already, so in practice only on the change).
+	critical := hc.Status == structs.HealthCritical
 	if existing != nil && sameCheck(existing, hc) {
+		if critical {
+			return c.invalidateCheckSessions(hc.Node, hc.CheckID, ReasonCheckCritical)
+		}
 		return nil
 	}
 	if err := c.bumpCheckServices(hc); err != nil {
@@ -268,6 +280,9 @@ func (c *catalogTxn) ensureCheck(hc *structs.HealthCheck) error {
 		ch.Op, ch.OldStatus = OpUpdate, existing.Status
 	}
 	c.changes = append(c.changes, ch)
+	if critical {
+		return c.invalidateCheckSessions(hc.Node, hc.CheckID, ReasonCheckCritical)
+	}
 	return nil
 }
 
@@ -386,7 +401,7 @@ func (c *catalogTxn) deleteNode(name string) error {
 		return err
 	}
 	c.changes = append(c.changes, Change{Kind: ChangeNode, Op: OpDeregister, Node: n.Node})
-	return nil
+	return c.invalidateNodeSessions(name)
 }
 
 // deleteService is Consul's deleteServiceTxn: the service's checks, then
@@ -444,7 +459,7 @@ func (c *catalogTxn) deleteCheck(node, checkID string) error {
 	}
 	c.changes = append(c.changes, Change{Kind: ChangeCheck, Op: OpDeregister, Node: hc.Node, CheckID: hc.CheckID,
 		ServiceID: hc.ServiceID, ServiceName: hc.ServiceName, OldStatus: hc.Status, Output: hc.Output})
-	return nil
+	return c.invalidateCheckSessions(hc.Node, hc.CheckID, ReasonCheckDeleted)
 }
 
 // bump records idx as the latest change of each index-table row.

@@ -12,7 +12,8 @@ import (
 // rest. Values are never reused.
 type MessageType uint8
 
-// Command types. More (session, txn, tombstone reap) come later.
+// Command types (SessionType and TxnType are in session_command.go). More
+// (tombstone reap) come later.
 const (
 	// KVSType carries a KVSRequest.
 	KVSType MessageType = 1
@@ -42,11 +43,15 @@ const (
 
 // KVSRequest is the body of a KVSType command. For cas and delete-cas,
 // Entry.ModifyIndex is the expected index (0 for cas: the key must not
-// exist). For delete-tree, Entry.Key is the prefix. Other index fields of
-// Entry are ignored; Session is ignored by every operation here.
+// exist). For delete-tree, Entry.Key is the prefix. For lock and unlock,
+// Entry.Session names the session. Other index fields of Entry are
+// ignored, and Session by every other operation.
 type KVSRequest struct {
 	Op    KVOp            `codec:"op"`
 	Entry structs.KVEntry `codec:"entry"`
+	// Now is the writer's clock in unix nanoseconds, compared with
+	// lock-delays by lock.
+	Now int64 `codec:"now,omitempty"`
 }
 
 // ErrInvalidCommand is wrapped by the error Apply returns for a command it
@@ -73,9 +78,9 @@ func Encode(t MessageType, req any) ([]byte, error) {
 
 // DecodeCommand splits a command into its type and decoded request: a
 // *KVSRequest for KVSType, a *structs.RegisterRequest for RegisterType, a
-// *structs.DeregisterRequest for DeregisterType. Errors wrap
-// ErrInvalidCommand. A type it does
-// not know yields that type, a nil request and an error.
+// *structs.DeregisterRequest for DeregisterType, a *SessionRequest for
+// SessionType, a *TxnRequest for TxnType. Errors wrap ErrInvalidCommand. A
+// type it does not know yields that type, a nil request and an error.
 func DecodeCommand(data []byte) (MessageType, any, error) {
 	if len(data) == 0 {
 		return 0, nil, fmt.Errorf("%w: empty command", ErrInvalidCommand)
@@ -98,6 +103,18 @@ func DecodeCommand(data []byte) (MessageType, any, error) {
 		req := new(structs.DeregisterRequest)
 		if err := decodeBody(data[1:], req); err != nil {
 			return t, nil, fmt.Errorf("%w: decode deregister request: %v", ErrInvalidCommand, err)
+		}
+		return t, req, nil
+	case SessionType:
+		req := new(SessionRequest)
+		if err := decodeBody(data[1:], req); err != nil {
+			return t, nil, fmt.Errorf("%w: decode session request: %v", ErrInvalidCommand, err)
+		}
+		return t, req, nil
+	case TxnType:
+		req := new(TxnRequest)
+		if err := decodeBody(data[1:], req); err != nil {
+			return t, nil, fmt.Errorf("%w: decode txn request: %v", ErrInvalidCommand, err)
 		}
 		return t, req, nil
 	default:

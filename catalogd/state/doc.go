@@ -1,6 +1,6 @@
 // Package state is catalogd's deterministic state machine: the replicated
-// KV store and service catalog (later sessions and ACLs too) kept in
-// go-memdb.
+// KV store, service catalog, sessions, KV locks and transactions (later
+// ACLs too) kept in go-memdb.
 //
 // # Commands
 //
@@ -8,8 +8,10 @@
 // followed by the msgpack (ipc.Marshal) of the request for that type. Encode
 // builds one and DecodeCommand reads one back. Apply applies one committed
 // command at its raft index and returns the command's result: for KV a bool
-// (the answer Consul gives to PUT and DELETE) or an error; for the catalog
-// commands (RegisterType, DeregisterType) a *CatalogResult. A command that
+// (the answer Consul gives to PUT and DELETE, acquire and release) or an
+// error; for the catalog commands (RegisterType, DeregisterType) a
+// *CatalogResult; for SessionType a *SessionResult; for TxnType a
+// *TxnResult. A command that
 // cannot be decoded, names an unknown type or operation, or lacks a key
 // yields an error wrapping ErrInvalidCommand, changes nothing, and still
 // advances LastIndex: every replica sees the same bytes and does the same.
@@ -19,7 +21,11 @@
 //
 // Apply is deterministic: it reads no clock, no randomness and never
 // depends on map iteration order, so replaying the same log on any replica,
-// or after Restore of a snapshot, yields an identical Dump.
+// or after Restore of a snapshot, yields an identical Dump. Times come in
+// the commands: the writer stamps Now (unix nanoseconds) into session
+// commands, lock requests, transactions and catalog registrations and
+// deregistrations. The highest Now seen is kept in the index table
+// ("writer_clock"); a command that needs a time but carries none uses it.
 //
 // # KV semantics
 //
@@ -63,10 +69,61 @@
 //   - Deregistration removes a service (with its checks), else a check,
 //     else the whole node; removing something absent succeeds.
 //   - Each change lists in CatalogResult.Changes, in order, for bus events.
-//   - Sessions do not exist yet. When they come, a check written as
-//     critical and the deletion of a check or node must invalidate the
-//     sessions tied to them, as Consul's ensureCheckTxn, deleteCheckTxn and
-//     deleteNodeTxn do.
+//   - A check written as critical, a check deregistered and a node
+//     deregistered invalidate the sessions tied to them inside the same
+//     command, as Consul's ensureCheckTxn, deleteCheckTxn and deleteNodeTxn
+//     do (see Sessions), and the invalidations and the locks they end list
+//     in CatalogResult.Changes after the catalog change that caused them.
+//
+// # Sessions and locks
+//
+// Sessions follow Consul (agent/consul/state/session.go, kvs.go):
+//
+//   - Create needs an ID, a behavior of "release" (the default) or
+//     "delete", a registered node, and every check it names (NodeChecks,
+//     then ServiceChecks, on the session's node) registered and not
+//     critical, refused with Consul's words otherwise. Defaults such as
+//     NodeChecks ["serfHealth"] and the TTL range are the HTTP layer's. An
+//     ID already in use is refused (Consul would overwrite).
+//   - Destroy removes the session and, in key order, releases (Session
+//     cleared, LockIndex kept, ModifyIndex raised) or deletes every key it
+//     holds, each getting a lock-delay until Now + LockDelay, LockDelay
+//     capped at 60 s. Destroying an unknown session changes nothing.
+//   - Renew records Now as the session's renew time (SessionRenewedAt, for
+//     the leader's TTL timers). It changes neither the session nor any
+//     index, so it wakes no blocking reader: in Consul a renew is no write
+//     at all. Renewing an unknown session answers "Session id '<id>' not
+//     found" (ErrSessionNotFound).
+//   - Lock (acquire) first refuses (false) while a lock-delay on the key
+//     is in force at the request's Now, as Consul's leader does before
+//     raft; then needs a session ("missing session") that exists ("invalid
+//     session ..."); refuses (false) a key held by another session; lets
+//     the holder re-acquire, updating value and flags but not LockIndex;
+//     otherwise sets Session and LockIndex + 1 (1 for a new key). Unlock
+//     (release) by the holder clears Session, keeps LockIndex, takes the
+//     request's value and flags and raises ModifyIndex; by anyone else, or
+//     of a missing key, it answers false. A plain set keeps the holder and,
+//     as in Consul, takes LockIndex from the request (0 from HTTP); a plain
+//     delete removes a held key and so ends its lock.
+//   - Lock-delays live in the state (Consul keeps them in each server's
+//     memory, on its own clock): they follow from commands and their Now,
+//     so they are replicated, snapshotted and dumped. Each lock request
+//     first drops the lock-delays that have run out.
+//   - KV lock results stay plain bools; LockChanges(index) tells the lock
+//     changes of the KV command just applied (acquired with the new
+//     LockIndex, released, or deleted by a KV delete) for bus events.
+//
+// # Transactions
+//
+// A TxnType command is Consul's Txn.Apply: at most MaxTxnOps operations;
+// first the endpoint's pre-checks (a KV key, lock-delays, known verbs, node
+// and service validation), then every operation in order in one memdb
+// write transaction (txn.go in Consul's state store). If any fails, nothing
+// is committed and every failure is reported with its operation index and
+// Consul's words; otherwise the results come in order: writes answer the
+// entry without its value, gets with it, deletes and checks nothing.
+// TxnRead runs read-only transactions on a read transaction for ?stale and
+// read-index reads.
 //
 // Besides the per-table rows, the index table holds Consul's per-service
 // rows ("service.<name>", raised by any change to an instance of the
@@ -88,7 +145,14 @@
 // the raft index of its latest change. The catalog tables are "nodes" (by
 // name, ID and meta pair), "services" (by node and service ID, prefix by
 // node; by service name; by kind) and "checks" (by node and check ID, prefix
-// by node; by status; by service name; by node and service ID).
+// by node; by status; by service name; by node and service ID). Sessions
+// live in "sessions" (by ID, by node), "session_checks" (session to check
+// ties: by node, check and session; by node and check; by session),
+// "session_renew" (renew times by session), "kv_locks" (held keys by key
+// and by session, so no second index slows plain KV writes) and
+// "lock_delays" (by key, by expiry). Session checks and KV locks are
+// derived: snapshots leave them out and Restore rebuilds them.
+//
 // Tombstones exist so that the index a prefix reader sees never moves
 // backwards when keys under the prefix are deleted. They are kept forever
 // for now; a later reap command, committed through raft by the leader,
@@ -101,6 +165,8 @@
 // the part of the tree where the key would appear. KVList and KVKeys answer
 // the highest ModifyIndex of the matching keys or tombstones under the
 // prefix, or the tables' index when that is 0, watching the whole prefix.
+// Session reads answer the sessions table index, as Consul's do; SessionGet
+// watches its session, SessionList and NodeSessions their whole result.
 // Every read index is at least 1 (Consul's endpoints clamp 0 to 1 so a
 // blocking query on an empty store blocks), so callers may use it as is.
 // Each read also adds AbandonCh to the watch set, so a blocking query wakes

@@ -9,7 +9,8 @@ import (
 
 // Dump renders the whole state as canonical text, one line per row in key
 // order: the last applied index, the index table, KV entries, tombstones,
-// nodes, services and checks. Two stores that applied the same commands, or one restored
+// nodes, services, checks, sessions, session check mappings, renew times
+// and lock-delays. Two stores that applied the same commands, or one restored
 // from the other's snapshot, dump identical text. Meant for tests and
 // debugging; it walks every row.
 func (s *Store) Dump() string {
@@ -57,6 +58,7 @@ func (s *Store) Dump() string {
 		b.WriteByte('\n')
 	}
 	dumpCatalogTxn(tx, &b)
+	dumpSessionsTxn(tx, &b)
 	return b.String()
 }
 

@@ -53,6 +53,7 @@ func seedCommands(f *testing.F) [][]byte {
 		}
 		seeds = append(seeds, b)
 	}
+	seeds = append(seeds, sessionSeeds(f)...)
 	return append(seeds,
 		nil,
 		[]byte{byte(KVSType)},
@@ -74,18 +75,20 @@ func FuzzApply(f *testing.F) {
 	for _, s := range seedCommands(f) {
 		f.Add(s)
 	}
+	// Every run starts from clones of one prepared store (memdb snapshots
+	// are copy-on-write), so a run costs little more than its command.
+	base := New()
+	set(f, base, "foo", "1")
+	set(f, base, "foo/bar", "2")
+	applyOK(f, base, KVDelete, structs.KVEntry{Key: "gone"})
+	registerOK(f, base, webOn("n1", "web-1", structs.HealthPassing))
+	registerOK(f, base, webOn("n2", "web-2", structs.HealthCritical))
+	registerOK(f, base, &structs.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &structs.HealthCheck{CheckID: structs.SerfCheckID, Status: structs.HealthPassing}})
+	deregisterOK(f, base, &structs.DeregisterRequest{Node: "n2", ServiceID: "web-2"})
+	sessionFixture(f, base)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a, b := New(), New()
-		for _, s := range []*Store{a, b} {
-			set(t, s, "foo", "1")
-			set(t, s, "foo/bar", "2")
-			applyOK(t, s, KVDelete, structs.KVEntry{Key: "gone"})
-			registerOK(t, s, webOn("n1", "web-1", structs.HealthPassing))
-			registerOK(t, s, webOn("n2", "web-2", structs.HealthCritical))
-			registerOK(t, s, &structs.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-				Check: &structs.HealthCheck{CheckID: structs.SerfCheckID, Status: structs.HealthPassing}})
-			deregisterOK(t, s, &structs.DeregisterRequest{Node: "n2", ServiceID: "web-2"})
-		}
+		a, b := cloneStore(base), cloneStore(base)
 		idx := a.LastIndex() + 1
 		ra := a.Apply(idx, data)
 		rb := b.Apply(idx, data)
@@ -99,8 +102,22 @@ func FuzzApply(f *testing.F) {
 		switch r := ra.(type) {
 		case bool, nil:
 		case error:
-			if !errors.Is(r, ErrInvalidCommand) {
+			if !errors.Is(r, ErrInvalidCommand) && !isLockCommand(data) {
 				t.Fatalf("error result not ErrInvalidCommand: %v", r)
+			}
+		case *SessionResult:
+			if r == nil || typ != SessionType {
+				t.Fatalf("session result %v for type %d", r, typ)
+			}
+			if r.Err != nil && len(r.Changes) > 0 {
+				t.Fatalf("refused command reports changes: %+v", r)
+			}
+		case *TxnResult:
+			if r == nil || typ != TxnType {
+				t.Fatalf("txn result %v for type %d", r, typ)
+			}
+			if (r.Err != nil || len(r.Errors) > 0) && (len(r.Changes) > 0 || len(r.Results) > 0) {
+				t.Fatalf("refused txn reports results or changes: %+v", r)
 			}
 		case *CatalogResult:
 			if r == nil || (typ != RegisterType && typ != DeregisterType) {
@@ -116,6 +133,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("replicas differ: %v vs %v", ra, rb)
 		}
 		checkCatalogInvariants(t, a)
+		checkSessionInvariants(t, a)
 		checkSnapshotRoundTrip(t, a)
 	})
 }
@@ -135,7 +153,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			return
 		}
 		switch typ {
-		case RegisterType, DeregisterType:
+		case RegisterType, DeregisterType, SessionType, TxnType:
 			// Encoding what was decoded is stable: a second round trip
 			// gives the same bytes (msgpack drops empty omitempty fields, so
 			// the first may not).

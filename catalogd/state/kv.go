@@ -11,8 +11,8 @@ import (
 )
 
 // applyKVS applies one KV operation in one write transaction and returns
-// its result (bool or error). Only a change commits; a refused CAS or a
-// no-op aborts.
+// its result (bool or error). Only a change commits; a refused CAS, lock
+// or unlock aborts.
 func (s *Store) applyKVS(idx uint64, req *KVSRequest) any {
 	e := &req.Entry
 	if e.Key == "" && req.Op != KVDeleteTree {
@@ -25,6 +25,7 @@ func (s *Store) applyKVS(idx uint64, req *KVSRequest) any {
 
 	tx := s.cur.Load().db.Txn(true)
 	defer tx.Abort()
+	c := &catalogTxn{tx: tx, idx: idx}
 
 	var (
 		ok  = true
@@ -32,15 +33,35 @@ func (s *Store) applyKVS(idx uint64, req *KVSRequest) any {
 	)
 	switch req.Op {
 	case KVSet:
-		err = kvsSetTxn(tx, idx, e)
+		err = kvsSetTxn(tx, idx, e, false)
 	case KVCAS:
 		ok, err = kvsSetCASTxn(tx, idx, e)
 	case KVDelete:
-		err = kvsDeleteTxn(tx, idx, e.Key)
+		err = c.kvDelete(e.Key)
 	case KVDeleteCAS:
-		ok, err = kvsDeleteCASTxn(tx, idx, e.ModifyIndex, e.Key)
+		ok, err = c.kvDeleteCAS(e.ModifyIndex, e.Key)
 	case KVDeleteTree:
-		err = kvsDeleteTreeTxn(tx, idx, e.Key)
+		err = c.kvDeleteTree(e.Key)
+	case KVLock:
+		// Consul checks lock-delay before the session, on the leader.
+		var delayed bool
+		if err = c.setNow(req.Now); err == nil {
+			delayed, err = c.lockDelayed(e.Key)
+		}
+		if err == nil && delayed {
+			return false
+		}
+		if err == nil {
+			ok, err = c.kvLock(e)
+		}
+		if err != nil {
+			// Consul's words, unwrapped: they reach the client as is.
+			return err
+		}
+	case KVUnlock:
+		if ok, err = c.kvUnlock(e); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("kv at index %d: %w: invalid kvs operation %q", idx, ErrInvalidCommand, req.Op)
 	}
@@ -49,16 +70,18 @@ func (s *Store) applyKVS(idx uint64, req *KVSRequest) any {
 	}
 	if ok {
 		tx.Commit()
+		s.lockIndex, s.lockChanges = idx, c.changes
 	}
 	return ok
 }
 
 // kvsSetTxn inserts or updates entry at idx. It keeps an existing key's
-// CreateIndex and Session (a new key gets no session); LockIndex, Flags and
-// Value come from entry. An update that changes nothing writes nothing, so
+// CreateIndex and, unless updateSession (lock, unlock, release), its
+// Session (a new key gets no session); LockIndex, Flags and Value come from
+// entry (Consul's kvsSetTxn). An update that changes nothing writes nothing, so
 // ModifyIndex and the watchers stay put. The stored object is entry itself,
 // which the caller must not touch afterwards.
-func kvsSetTxn(tx *memdb.Txn, idx uint64, entry *structs.KVEntry) error {
+func kvsSetTxn(tx *memdb.Txn, idx uint64, entry *structs.KVEntry, updateSession bool) error {
 	raw, err := tx.First(tableKVs, indexID, entry.Key)
 	if err != nil {
 		return fmt.Errorf("kvs lookup: %w", err)
@@ -67,10 +90,15 @@ func kvsSetTxn(tx *memdb.Txn, idx uint64, entry *structs.KVEntry) error {
 
 	if existing != nil {
 		entry.CreateIndex = existing.CreateIndex
-		entry.Session = existing.Session
 	} else {
 		entry.CreateIndex = idx
-		entry.Session = ""
+	}
+	if !updateSession {
+		if existing != nil {
+			entry.Session = existing.Session
+		} else {
+			entry.Session = ""
+		}
 	}
 	if existing != nil && kvEqual(existing, entry) {
 		entry.ModifyIndex = existing.ModifyIndex
@@ -111,7 +139,7 @@ func kvsSetCASTxn(tx *memdb.Txn, idx uint64, entry *structs.KVEntry) (bool, erro
 	case existing != nil && entry.ModifyIndex != existing.ModifyIndex:
 		return false, nil
 	}
-	if err := kvsSetTxn(tx, idx, entry); err != nil {
+	if err := kvsSetTxn(tx, idx, entry, false); err != nil {
 		return false, err
 	}
 	return true, nil

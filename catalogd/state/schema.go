@@ -41,6 +41,9 @@ func schema() *memdb.DBSchema {
 	for _, t := range catalogTables() {
 		db.Tables[t.Name] = t
 	}
+	for _, t := range sessionTables() {
+		db.Tables[t.Name] = t
+	}
 	return db
 }
 

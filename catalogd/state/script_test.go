@@ -40,6 +40,9 @@ const wantMarker = "-- want --"
 //	snapshot                snapshot, restore into a new store, continue there
 //	dump
 //
+// Session, lock and transaction commands are listed in
+// session_script_test.go.
+//
 // Writes apply at LastIndex+1 unless at= says otherwise. Strings may be
 // Go-quoted. After the commands, a "-- want --" line and the transcript the
 // script must produce; -update rewrites it. Every script is also replayed
@@ -120,6 +123,9 @@ type scriptRunner struct {
 func (r *scriptRunner) run(line string) error {
 	if rest, ok := strings.CutPrefix(line, "register "); ok {
 		return r.register(strings.TrimSpace(rest))
+	}
+	if cmd, rest, ok := strings.Cut(line, " "); ok && (cmd == "txn" || cmd == "txn-read") {
+		return r.txn(cmd, strings.TrimSpace(rest))
 	}
 	words, err := splitWords(line)
 	if err != nil {
@@ -206,7 +212,11 @@ func (r *scriptRunner) run(line string) error {
 		}
 		fmt.Fprintf(&r.out, "index=%d keys=%q\n", idx, keys)
 	case "deregister":
-		data, err := Encode(DeregisterType, &structs.DeregisterRequest{Node: arg(0), ServiceID: opts["service"], CheckID: opts["check"]})
+		now, err := num("now")
+		if err != nil {
+			return err
+		}
+		data, err := Encode(DeregisterType, &structs.DeregisterRequest{Node: arg(0), ServiceID: opts["service"], CheckID: opts["check"], Now: int64(now)})
 		if err != nil {
 			return err
 		}
@@ -233,6 +243,9 @@ func (r *scriptRunner) run(line string) error {
 	case "dump":
 		r.out.WriteString(r.s.Dump())
 	default:
+		if ok, err := r.sessionRun(cmd, args, opts); ok {
+			return err
+		}
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 	return nil
@@ -240,7 +253,8 @@ func (r *scriptRunner) run(line string) error {
 
 func isOptName(k string) bool {
 	switch k {
-	case "flags", "lock", "session", "index", "at", "service", "check", "tag", "meta":
+	case "flags", "lock", "session", "index", "at", "service", "check", "tag", "meta",
+		"now", "reason", "node", "checks", "service-checks", "delay", "behavior", "ttl", "name":
 		return true
 	}
 	return false
@@ -257,10 +271,16 @@ func (r *scriptRunner) apply(data []byte, opts map[string]string) error {
 	}
 	res := r.s.Apply(idx, data)
 	r.applied = append(r.applied, appliedCommand{idx, data})
+	if r.printResult(idx, res) {
+		return nil
+	}
 	cr, ok := res.(*CatalogResult)
 	switch {
 	case !ok:
 		fmt.Fprintf(&r.out, "@%d = %v\n", idx, res)
+		for _, c := range r.s.LockChanges(idx) {
+			fmt.Fprintf(&r.out, "  %s\n", formatChange(c))
+		}
 	case cr == nil:
 		r.t.Fatalf("apply at %d: nil *CatalogResult", idx)
 	case cr.Err != nil:

@@ -16,20 +16,23 @@ import (
 	"github.com/consort-io/consort/pkg/structs"
 )
 
-// Snapshot image format, version 2:
+// Snapshot image format, version 3:
 //
 //	magic "CSST"
 //	records: kind (1 byte) | payload length (uint32, big endian) | payload
 //
 // The first record is a header (msgpack snapshotHeader), then index-table
-// rows, KV entries, tombstones, nodes, services and checks (msgpack each,
-// in key order), then an end record whose payload is the CRC-32C of every
-// byte before it. A stream without its end record, or with a wrong
-// checksum, is refused. Version 1 images (KV only, same layout) are still
+// rows, KV entries, tombstones, nodes, services, checks, sessions, session
+// renew times and lock-delays (msgpack each, in key order), then an end
+// record whose payload is the CRC-32C of every byte before it. A stream
+// without its end record, or with a wrong checksum, is refused. Session
+// check mappings and the locks table are not written: Restore rebuilds
+// them from the sessions and the KV entries.
+// Version 1 (KV only) and 2 (no sessions) images, same layout, are still
 // read.
 const (
 	snapshotMagic      = "CSST"
-	snapshotVersion    = 2
+	snapshotVersion    = 3
 	snapshotMinVersion = 1
 
 	recHeader    byte = 1
@@ -39,6 +42,9 @@ const (
 	recNode      byte = 5
 	recService   byte = 6
 	recCheck     byte = 7
+	recSession   byte = 8
+	recRenew     byte = 9
+	recDelay     byte = 10
 	recEnd       byte = 0xff
 
 	// maxRecord bounds one record: far above a KV entry (values are at
@@ -100,6 +106,7 @@ func (sw *snapshotWriter) write(db *memdb.MemDB, idx uint64) error {
 	}{
 		{tableIndex, recIndex}, {tableKVs, recKV}, {tableTombstones, recTombstone},
 		{tableNodes, recNode}, {tableServices, recService}, {tableChecks, recCheck},
+		{tableSessions, recSession}, {tableSessionRenew, recRenew}, {tableLockDelays, recDelay},
 	} {
 		it, err := tx.Get(t.table, indexID)
 		if err != nil {
@@ -232,6 +239,12 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 			obj = new(serviceEntry)
 		case recCheck:
 			obj = new(structs.HealthCheck)
+		case recSession:
+			obj = new(structs.Session)
+		case recRenew:
+			obj = new(sessionRenew)
+		case recDelay:
+			obj = new(lockDelay)
 		default:
 			return 0, fmt.Errorf("%w: unknown record kind %d", ErrBadSnapshot, kind)
 		}
@@ -255,7 +268,9 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 			if len(v.Value) == 0 {
 				v.Value = nil
 			}
-			err = tx.Insert(tableKVs, v)
+			if err = tx.Insert(tableKVs, v); err == nil && v.Session != "" {
+				err = tx.Insert(tableKVLocks, &kvLock{Key: v.Key, Session: v.Session})
+			}
 		case *tombstone:
 			err = tx.Insert(tableTombstones, v)
 		case *structs.Node:
@@ -264,6 +279,14 @@ func readSnapshot(r io.Reader, db *memdb.MemDB) (uint64, error) {
 			err = tx.Insert(tableServices, v)
 		case *structs.HealthCheck:
 			err = tx.Insert(tableChecks, v)
+		case *structs.Session:
+			if err = tx.Insert(tableSessions, v); err == nil {
+				err = insertSessionChecksTxn(tx, v)
+			}
+		case *sessionRenew:
+			err = tx.Insert(tableSessionRenew, v)
+		case *lockDelay:
+			err = tx.Insert(tableLockDelays, v)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("%w: insert record kind %d: %v", ErrBadSnapshot, kind, err)

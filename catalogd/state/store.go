@@ -23,6 +23,10 @@ type Store struct {
 	last atomic.Uint64
 	// names wakes blocking reads of missing nodes and services.
 	names *nameWatches
+	// lockIndex and lockChanges are the index and lock changes of the
+	// latest KV command, for LockChanges; guarded by mu.
+	lockIndex   uint64
+	lockChanges []Change
 }
 
 // generation is one life of the state between two Restores: the database
@@ -58,8 +62,10 @@ func (s *Store) LastIndex() uint64 { return s.last.Load() }
 func (s *Store) AbandonCh() <-chan struct{} { return s.cur.Load().abandon }
 
 // Apply applies one committed command at raft index and returns its
-// result: for KV commands a bool (Consul's answer to the PUT or DELETE) or
-// an error; for catalog commands a *CatalogResult. It never panics on bad data: a command it cannot apply answers
+// result: for KV commands (lock and unlock included) a bool (Consul's
+// answer to the PUT or DELETE) or an error, with LockChanges telling the
+// locks they moved; for catalog commands a *CatalogResult; for session
+// commands a *SessionResult; for transactions a *TxnResult. It never panics on bad data: a command it cannot apply answers
 // an error wrapping ErrInvalidCommand, changes nothing and still advances
 // LastIndex to index, on every replica alike. An index not above LastIndex
 // answers an error wrapping ErrStaleIndex and is not applied. Indexes may
@@ -71,6 +77,7 @@ func (s *Store) Apply(index uint64, data []byte) any {
 	if last := s.last.Load(); index <= last {
 		return fmt.Errorf("apply index %d: %w (last %d)", index, ErrStaleIndex, last)
 	}
+	s.lockIndex, s.lockChanges = 0, nil
 	res := s.applyLocked(index, data)
 	s.last.Store(index)
 	return res
@@ -93,6 +100,10 @@ func (s *Store) applyLocked(index uint64, data []byte) any {
 		return s.applyRegister(index, data[1:])
 	case DeregisterType:
 		return s.applyDeregister(index, data[1:])
+	case SessionType:
+		return s.applySession(index, data[1:])
+	case TxnType:
+		return s.applyTxn(index, data[1:])
 	default:
 		if t&IgnoreUnknownTypeFlag != 0 {
 			return nil

@@ -27,7 +27,7 @@ func fired(ws memdb.WatchSet) bool {
 
 // applyOK applies a KV operation at the next index and fails the test on
 // an error result; it returns the bool result.
-func applyOK(t *testing.T, s *Store, op KVOp, e structs.KVEntry) bool {
+func applyOK(t testing.TB, s *Store, op KVOp, e structs.KVEntry) bool {
 	t.Helper()
 	data, err := Encode(KVSType, &KVSRequest{Op: op, Entry: e})
 	if err != nil {
@@ -41,7 +41,7 @@ func applyOK(t *testing.T, s *Store, op KVOp, e structs.KVEntry) bool {
 	return b
 }
 
-func set(t *testing.T, s *Store, key, value string) {
+func set(t testing.TB, s *Store, key, value string) {
 	t.Helper()
 	applyOK(t, s, KVSet, structs.KVEntry{Key: key, Value: []byte(value)})
 }

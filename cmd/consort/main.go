@@ -1,6 +1,7 @@
 // Command consort is the consort toolbox: `consort dev` runs a one-node
 // development cluster (every daemon binary found next to consort, under a
-// small supervisor, with an embedded NATS server), and `consort version`
+// small supervisor, with an embedded NATS server), `consort lock` runs a
+// command while holding a lock, like `consul lock`, and `consort version`
 // prints the version.
 package main
 
@@ -23,6 +24,7 @@ func main() {
 		HideHelpCommand: true,
 		Commands: []*cli.Command{
 			devCommand(),
+			lockCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -17,6 +17,8 @@
 //	consort.catalog.node.<name>                     catalogd
 //	consort.health.<service>                        catalogd
 //	consort.kv                                      catalogd, KV
+//	consort.session.invalidated                     catalogd, SessionInvalidated
+//	consort.lock.{acquired,released,lost}           catalogd, Lock
 //
 // Catalog and health events carry the raft index of the command that
 // made the change. A node-level check (serfHealth, node maintenance)

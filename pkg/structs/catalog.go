@@ -118,6 +118,9 @@ type RegisterRequest struct {
 	Check           *HealthCheck      `codec:"check"`
 	Checks          []*HealthCheck    `codec:"checks"`
 	SkipNodeUpdate  bool              `codec:"skip_node_update"`
+	// Now is the writer's clock in unix nanoseconds, for the lock-delays
+	// of sessions a critical check invalidates.
+	Now int64 `codec:"now,omitempty"`
 }
 
 // DeregisterRequest removes a node, or one of its services or checks.
@@ -126,4 +129,7 @@ type DeregisterRequest struct {
 	Node       string `codec:"node"`
 	ServiceID  string `codec:"service_id"`
 	CheckID    string `codec:"check_id"`
+	// Now is the writer's clock in unix nanoseconds, for the lock-delays
+	// of sessions the deregistration invalidates.
+	Now int64 `codec:"now,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -172,6 +173,31 @@ func (n *Node) Kill(daemon string) error {
 	}
 	signalGroup(p, syscall.SIGKILL)
 	return n.awaitExit(daemon, p, 10*time.Second)
+}
+
+// WaitRegistered waits until the node's catalogd has registered its own
+// node in the catalog (the agent's first sync), as sessions need.
+func (n *Node) WaitRegistered(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(n.c.opts.WaitTimeout)
+	for {
+		resp, err := n.c.http.Get("http://" + n.httpAddr + "/v1/catalog/node/" + n.Name + "?stale")
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) != "null" {
+				return
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		}
+		if xerr := n.c.exited(); xerr != nil {
+			t.Fatalf("testcluster: waiting for %s to register: %v", n.Name, xerr)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testcluster: %s not in the catalog after %v: %v", n.Name, n.c.opts.WaitTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Signal sends sig to a running daemon (e.g. SIGHUP to reload); it is an
