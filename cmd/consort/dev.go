@@ -25,8 +25,8 @@ import (
 )
 
 // devDaemons are the daemons dev mode runs, in start order; they stop in
-// reverse. gossipd and dnsd join when they exist.
-var devDaemons = []string{"raftd", "catalogd", "healthd"}
+// reverse. gossipd joins when it exists.
+var devDaemons = []string{"raftd", "catalogd", "healthd", "dnsd"}
 
 // maxSocketPath keeps <run_dir>/<daemon>.sock inside the 108-byte limit of
 // a Unix socket address.
