@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -42,7 +41,6 @@ const (
 func (d *Daemon) feed(ctx context.Context, after uint64, send func(*raftapi.FeedItem) error) error {
 	pos := after
 	gen := uint64(math.MaxUint64) // forces the snapshot check first
-	hintTries := 0
 	for {
 		st := d.fsm.state()
 		if st.gen != gen {
@@ -73,7 +71,7 @@ func (d *Daemon) feed(ctx context.Context, after uint64, send func(*raftapi.Feed
 			pos = np
 			continue
 		}
-		if target, ok := d.hinted(st, pos, &hintTries); ok {
+		if target, ok := d.hinted(st, pos); ok {
 			np, err := d.feedEntries(pos, target, send)
 			if err != nil && !errors.Is(err, raft.ErrLogNotFound) {
 				return err
@@ -81,43 +79,29 @@ func (d *Daemon) feed(ctx context.Context, after uint64, send func(*raftapi.Feed
 			pos = max(pos, np)
 			continue
 		}
-		var retry <-chan time.Time
-		if st.hintIdx > max(pos, st.applied) && hintTries < hintMaxTries {
-			// The hinted entry has not reached this server's log yet.
-			retry = time.After(hintRetry)
-		}
+		// A hinted entry not yet in this server's log wakes the feed when
+		// it is stored (fsm.stored), as the FSM applying entries does.
 		select {
 		case <-st.wake:
-		case <-retry:
 		case <-ctx.Done():
 			return d.ctxErr(ctx)
 		}
 	}
 }
 
-// Commit hints: how often and how long a feed looks for a hinted entry
-// that has not reached this server's log yet, before leaving it to raft.
-const (
-	hintRetry    = 2 * time.Millisecond
-	hintMaxTries = 50
-)
-
 // hinted reports whether the leader's commit hint lets the feed run past
 // the FSM's applied index, and to where. It does when this server's log
 // holds the hinted entry with the hinted term: by raft's log matching
 // property the log then equals the leader's up to it, and the leader
-// said that entry is committed. tries counts the checks of one hint.
-func (d *Daemon) hinted(st fsmState, pos uint64, tries *int) (uint64, bool) {
+// said that entry is committed.
+func (d *Daemon) hinted(st fsmState, pos uint64) (uint64, bool) {
 	if st.hintIdx <= pos || st.hintIdx <= st.applied {
-		*tries = 0
 		return 0, false
 	}
-	*tries++
 	var l raft.Log
 	if err := d.logs.GetLog(st.hintIdx, &l); err != nil || l.Term != st.hintTerm {
 		return 0, false
 	}
-	*tries = 0
 	return st.hintIdx, true
 }
 

@@ -92,7 +92,8 @@ type fsmState struct {
 	// hintIdx and hintTerm: the leader said the entry (hintIdx, hintTerm)
 	// is committed (answering a forwarded Apply or ReadIndex). Where this
 	// server's log holds that same entry, everything up to it is
-	// committed and may be fed before raft's next heartbeat applies it.
+	// committed and may be fed before raft's next append applies it.
+	// Storing that entry wakes the feeds too (fsm.stored).
 	hintIdx, hintTerm uint64
 }
 
@@ -117,6 +118,33 @@ type fsm struct {
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
+
+// storeNotifier is raft's log store, telling the FSM which entries each
+// write stored (after they are durable and readable).
+type storeNotifier struct {
+	raft.LogStore
+	stored func(first, last uint64)
+}
+
+// IsMonotonic passes on the store's answer (raft.MonotonicLogStore).
+func (s *storeNotifier) IsMonotonic() bool {
+	m, ok := s.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
+// StoreLog stores one entry.
+func (s *storeNotifier) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs stores entries, then reports their range.
+func (s *storeNotifier) StoreLogs(logs []*raft.Log) error {
+	if err := s.LogStore.StoreLogs(logs); err != nil {
+		return err
+	}
+	if len(logs) > 0 {
+		s.stored(logs[0].Index, logs[len(logs)-1].Index)
+	}
+	return nil
+}
 
 func newFSM(ctx context.Context, log *slog.Logger, catalog *catalogapi.Client, snapTimeout time.Duration, persisted func(string, snapshotHeader)) *fsm {
 	return &fsm{
@@ -145,6 +173,17 @@ func (f *fsm) hint(index, term uint64) {
 	}
 	f.hintIdx, f.hintTerm = index, term
 	f.broadcastLocked()
+}
+
+// stored is told that log entries first..last reached this server's log.
+// It wakes feeds when they hold the pending hint's entry, which a feed
+// that found the hinted entry missing is waiting for.
+func (f *fsm) stored(first, last uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hintIdx > f.applied && first <= f.hintIdx && f.hintIdx <= last {
+		f.broadcastLocked()
+	}
 }
 
 // broadcastLocked wakes every waiter. f.mu must be held.

@@ -17,7 +17,7 @@ import (
 )
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -32,13 +32,13 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // test has ended (raft's transport goroutines may log a closing
 // connection late).
 type tlogHandler struct {
-	t     *testing.T
+	t     testing.TB
 	mu    *sync.Mutex // guards *done
 	done  *bool
 	attrs string
 }
 
-func testLogger(t *testing.T, name string) *slog.Logger {
+func testLogger(t testing.TB, name string) *slog.Logger {
 	mu, done := new(sync.Mutex), new(bool)
 	t.Cleanup(func() { mu.Lock(); *done = true; mu.Unlock() })
 	return slog.New(&tlogHandler{t: t, mu: mu, done: done, attrs: " node=" + name})
@@ -69,7 +69,7 @@ func (h *tlogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *tlogHandler) WithGroup(string) slog.Handler { return h }
 
 // listen opens a loopback listener on an ephemeral (or given) port.
-func listen(t *testing.T, addr string) net.Listener {
+func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -82,7 +82,7 @@ func listen(t *testing.T, addr string) net.Listener {
 }
 
 // testConfig is a config with short timing for one test server in dir.
-func testConfig(t *testing.T, dir, id string, ln net.Listener) Config {
+func testConfig(t testing.TB, dir, id string, ln net.Listener) Config {
 	return Config{
 		ID:                 id,
 		Listener:           ln,
@@ -101,7 +101,7 @@ func testConfig(t *testing.T, dir, id string, ln net.Listener) Config {
 
 // node is one raftd under test.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    Config
 	d      *Daemon
 	cancel context.CancelFunc
@@ -111,7 +111,7 @@ type node struct {
 }
 
 // start runs a raftd and waits until it serves.
-func start(t *testing.T, cfg Config) *node {
+func start(t testing.TB, cfg Config) *node {
 	t.Helper()
 	d, err := New(cfg)
 	if err != nil {
@@ -176,7 +176,7 @@ func (n *node) apply(data string) uint64 {
 
 // waitLeader waits until every node agrees on one leader, established
 // (ReadIndex succeeds on it), and returns it.
-func waitLeader(t *testing.T, nodes ...*node) *node {
+func waitLeader(t testing.TB, nodes ...*node) *node {
 	t.Helper()
 	var leader *node
 	waitFor(t, "a leader all agree on", 15*time.Second, func() bool {
@@ -199,12 +199,12 @@ func waitLeader(t *testing.T, nodes ...*node) *node {
 
 // feedReader collects a Feed stream.
 type feedReader struct {
-	t      *testing.T
+	t      testing.TB
 	cancel context.CancelFunc
 	st     *ipc.StreamReader[raftapi.FeedItem]
 }
 
-func openFeed(t *testing.T, c *raftapi.Client, after uint64) *feedReader {
+func openFeed(t testing.TB, c *raftapi.Client, after uint64) *feedReader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := c.Feed(ctx, after)
@@ -259,7 +259,7 @@ func (f *feedReader) entries(n int) []raftapi.Entry {
 // raftd's feed and keeps as "state" the concatenation of every entry's
 // data, with the index it reflects. It serves catalogapi.Snapshot.
 type fakeCatalog struct {
-	t      *testing.T
+	t      testing.TB
 	raftd  *raftapi.Client
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -270,7 +270,7 @@ type fakeCatalog struct {
 	wake  chan struct{}
 }
 
-func startCatalog(t *testing.T, socket, raftdSocket string) *fakeCatalog {
+func startCatalog(t testing.TB, socket, raftdSocket string) *fakeCatalog {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &fakeCatalog{t: t, raftd: raftapi.Dial(raftdSocket), cancel: cancel, wake: make(chan struct{})}
@@ -385,7 +385,7 @@ func (c *fakeCatalog) current() (uint64, string) {
 
 // readSnapshotFeed reads a feed that must start with a snapshot and
 // returns its state index and bytes.
-func readSnapshotFeed(t *testing.T, f *feedReader) (uint64, []byte) {
+func readSnapshotFeed(t testing.TB, f *feedReader) (uint64, []byte) {
 	t.Helper()
 	it := f.next()
 	if it.Kind != raftapi.FeedSnapshotBegin {

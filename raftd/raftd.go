@@ -172,13 +172,13 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	defer snapCancel()
 
 	d.fsm = newFSM(snapCtx, d.log.With("component", "fsm"), catalog, c.SnapshotTimeout, d.heads.put)
-	d.logs, d.snaps, d.addr = logs, snaps, addr
+	d.logs, d.snaps, d.addr = &storeNotifier{LogStore: logs, stored: d.fsm.stored}, snaps, addr
 
-	hasState, err := raft.HasExistingState(logs, bolt, snaps)
+	hasState, err := raft.HasExistingState(d.logs, bolt, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
 	}
-	r, err := raft.NewRaft(d.raftConfig(), d.fsm, logs, bolt, snaps, trans)
+	r, err := raft.NewRaft(d.raftConfig(), d.fsm, d.logs, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

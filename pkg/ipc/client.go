@@ -88,9 +88,10 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("connect %s: %v (is the daemon running?)", c.name, err), Unsent: true}
 	}
-	sess, err := yamux.Client(conn, yamuxConfig())
+	bc := newBatchConn(conn)
+	sess, err := yamux.Client(bc, yamuxConfig())
 	if err != nil {
-		conn.Close()
+		bc.Close()
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("connect %s: %v", c.name, err), Unsent: true}
 	}
 	c.sess = sess
@@ -101,6 +102,20 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 func (c *Client) open(ctx context.Context, method string, req any) (*yamux.Stream, *frameReader, error) {
 	body, err := Marshal(req)
 	if err != nil {
+		return nil, nil, fmt.Errorf("%s: encode request: %w", method, err)
+	}
+	// Both frames go out in one write, before any stream is opened, so a
+	// request over the limit fails without touching the connection.
+	fw := newFrameWriter(nil, c.maxFrame)
+	defer fw.release()
+	err = fw.writeValue(reqHeader{Method: method})
+	if err == nil {
+		err = fw.writeFrame(body)
+	}
+	if err != nil {
+		if errors.Is(err, ErrFrameTooLarge) {
+			return nil, nil, fmt.Errorf("%s: %w", method, err)
+		}
 		return nil, nil, fmt.Errorf("%s: encode request: %w", method, err)
 	}
 	for attempt := 0; ; attempt++ {
@@ -116,19 +131,9 @@ func (c *Client) open(ctx context.Context, method string, req any) (*yamux.Strea
 			}
 			return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s %s: %v", c.name, method, err), Unsent: true}
 		}
-		fw := newFrameWriter(st, c.maxFrame)
-		err = fw.writeValue(reqHeader{Method: method})
-		if err == nil {
-			err = fw.writeFrame(body)
-		}
-		if err == nil {
-			err = fw.flush()
-		}
-		if err != nil {
+		fw.w = st
+		if err := fw.flush(); err != nil {
 			st.Close()
-			if errors.Is(err, ErrFrameTooLarge) {
-				return nil, nil, fmt.Errorf("%s: %w", method, err)
-			}
 			return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s %s: send: %v", c.name, method, err)}
 		}
 		return st, newFrameReader(st, c.maxFrame), nil

@@ -19,4 +19,12 @@
 // Frames are bounded (MaxFrame); a larger frame fails the call with
 // ErrFrameTooLarge and never allocates its claimed size. A handler panic
 // answers that one call with CodeInternal and the daemon keeps running.
+//
+// Cost per call. A message (request header and body, or a response
+// header and body) leaves as one yamux data frame, and the session's
+// connection batches yamux's writes (batchConn): a stream's open and its
+// request, or a response and its close, go out together, and under load
+// the frames of many calls share a system call. Encoders, decoders and
+// write buffers are pooled; nothing is buffered per call beyond what
+// yamux keeps per stream.
 package ipc

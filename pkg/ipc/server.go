@@ -105,9 +105,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 	cfg := yamuxConfig()
 	cfg.AcceptBacklog = s.c.MaxStreams
-	sess, err := yamux.Server(conn, cfg)
+	bc := newBatchConn(conn)
+	sess, err := yamux.Server(bc, cfg)
 	if err != nil {
-		conn.Close()
+		bc.Close()
 		return
 	}
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
@@ -128,6 +129,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 			fw := newFrameWriter(st, s.c.MaxFrame)
 			fw.writeValue(respHeader{Kind: kindError, Code: CodeUnavailable, Message: "too many concurrent calls"})
 			fw.flush()
+			fw.release()
 			st.Close()
 			continue
 		}
@@ -151,6 +153,9 @@ func yamuxConfig() *yamux.Config {
 	return cfg
 }
 
+// errHandlerReturned answers a stream send made after its handler returned.
+var errHandlerReturned = errors.New("ipc: send after the handler returned")
+
 // serveStream runs one call on one stream.
 func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 	defer st.Close()
@@ -159,6 +164,7 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 	writeErr := func(err error) {
 		fw.writeValue(respHeader{Kind: kindError, Code: codeOf(err), Message: err.Error()})
 		fw.flush()
+		fw.release()
 	}
 	var hdr reqHeader
 	if err := fr.readValue(&hdr); err != nil {
@@ -188,10 +194,16 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 		st.Read(b[:])
 		cancel()
 	}()
-	var sendMu sync.Mutex // guards fw across concurrent sends
+	var (
+		sendMu   sync.Mutex // guards fw and finished across concurrent sends
+		finished bool       // the handler returned; fw is released
+	)
 	c := &call{body: body, send: func(v any) error {
 		sendMu.Lock()
 		defer sendMu.Unlock()
+		if finished {
+			return errHandlerReturned
+		}
 		if err := cctx.Err(); err != nil {
 			return err
 		}
@@ -206,15 +218,22 @@ func (s *Server) serveStream(ctx context.Context, st *yamux.Stream) {
 	res, err := s.runHandler(cctx, hdr.Method, h, c)
 	sendMu.Lock()
 	defer sendMu.Unlock()
+	finished = true
+	defer fw.release()
 	switch {
 	case err != nil:
 		writeErr(err)
 	case res != nil:
-		if err := fw.writeValue(respHeader{Kind: kindResult}); err == nil {
-			if err := fw.writeValue(res); err != nil {
-				// Headers already gone out; the client sees a broken call.
-				s.c.Log.Warn("ipc write result", "method", hdr.Method, "err", err)
-			}
+		err := fw.writeValue(respHeader{Kind: kindResult})
+		if err == nil {
+			err = fw.writeValue(res)
+		}
+		if err != nil {
+			// Nothing has left yet: answer the failure instead.
+			s.c.Log.Warn("ipc write result", "method", hdr.Method, "err", err)
+			fw.buf = fw.buf[:0]
+			writeErr(fmt.Errorf("%s: result: %w", hdr.Method, err))
+			return
 		}
 		fw.flush()
 	default:
