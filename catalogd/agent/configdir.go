@@ -3,15 +3,11 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-)
 
-// maxFileSize bounds one definition file, as pkg/config bounds config files.
-const maxFileSize = 4 << 20
+	"github.com/consort-io/consort/pkg/config"
+)
 
 // FileDefinitions are the definitions one file declares.
 type FileDefinitions struct {
@@ -40,7 +36,7 @@ func LoadDefinitions(paths []string) ([]FileDefinitions, error) {
 			files = append(files, p)
 			continue
 		}
-		fs, err := dirFiles(p)
+		fs, err := config.DirFiles(p)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -48,7 +44,7 @@ func LoadDefinitions(paths []string) ([]FileDefinitions, error) {
 	}
 	var out []FileDefinitions
 	for _, f := range files {
-		src, err := readFile(f)
+		src, err := config.ReadFile(f)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -114,46 +110,4 @@ func duplicates(files []FileDefinitions) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read service definitions: %w", err)
-	}
-	defer f.Close()
-	buf, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read service definitions %s: %w", path, err)
-	}
-	if len(buf) > maxFileSize {
-		return nil, fmt.Errorf("read service definitions %s: more than %d bytes", path, maxFileSize)
-	}
-	return buf, nil
-}
-
-// dirFiles lists the definition files of dir in lexical order.
-func dirFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read service definitions: %w", err)
-	}
-	var out []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		if ext := filepath.Ext(name); ext != ".hcl" && ext != ".json" {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		st, err := os.Stat(path) // follows symlinks
-		if err != nil || st.IsDir() {
-			continue
-		}
-		out = append(out, path)
-	}
-	sort.Strings(out)
-	return out, nil
 }

@@ -49,7 +49,7 @@ func Load(o LoadOptions) (Node, error) {
 		errs = append(errs, loadFile(&n, o.ConfigFile))
 	}
 	if o.ConfigDir != "" {
-		files, err := dirFiles(o.ConfigDir)
+		files, err := DirFiles(o.ConfigDir)
 		errs = append(errs, err)
 		for _, f := range files {
 			errs = append(errs, loadFile(&n, f))
@@ -72,7 +72,7 @@ func Load(o LoadOptions) (Node, error) {
 
 // loadFile reads one file into n and records it in n.Source.
 func loadFile(n *Node, path string) error {
-	src, err := readFile(path)
+	src, err := ReadFile(path)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,9 @@ func loadFile(n *Node, path string) error {
 	return decodeFile(path, src, n)
 }
 
-func readFile(path string) ([]byte, error) {
+// ReadFile reads one config file (node config or service definitions),
+// refusing directories and files over MaxFileSize.
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -106,8 +108,10 @@ func readFile(path string) ([]byte, error) {
 	return buf, nil
 }
 
-// dirFiles lists the config files of dir in lexical order.
-func dirFiles(dir string) ([]string, error) {
+// DirFiles lists the config files of dir (*.hcl and *.json, not hidden,
+// symlinks followed, directories skipped) in lexical order: the order
+// later files override earlier ones in.
+func DirFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read config dir: %w", err)

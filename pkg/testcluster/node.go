@@ -3,8 +3,8 @@ package testcluster
 import (
 	"errors"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
