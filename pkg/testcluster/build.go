@@ -16,7 +16,7 @@ import (
 
 // packages lists the main packages Build compiles, relative to the module
 // root. Their binaries are named after the last path element.
-var packages = []string{"./cmd/raftd", "./cmd/catalogd", "./cmd/healthd", "./cmd/consort"}
+var packages = []string{"./cmd/raftd", "./cmd/catalogd", "./cmd/healthd", "./cmd/dnsd", "./cmd/consort"}
 
 // binDirPrefix names the per-process binary directories under os.TempDir.
 const binDirPrefix = "consort-testcluster-"
@@ -27,10 +27,11 @@ var build struct {
 	err  error
 }
 
-// Build compiles the consort binaries (raftd, catalogd, healthd and consort) once per test process and
-// returns the directory holding them. Later calls return the same
-// directory, or fail the same way. Under -short it skips the test. When the
-// test binary was built with -race, the daemons are too.
+// Build compiles the consort binaries (raftd, catalogd, healthd, dnsd and
+// consort) once per test process and returns the directory holding them.
+// Later calls return the same directory, or fail the same way. Under
+// -short it skips the test. When the test binary was built with -race, the
+// daemons are too.
 //
 // The directory is os.TempDir()/consort-testcluster-<pid>; directories left
 // by test processes that no longer run are removed on the first call.

@@ -22,8 +22,8 @@ import (
 )
 
 // daemons lists the daemons a node runs, in start order; they stop in
-// reverse order. gossipd and dnsd join this list when they exist.
-var daemons = []string{"raftd", "catalogd", "healthd"}
+// reverse order. gossipd joins this list when it serves.
+var daemons = []string{"raftd", "catalogd", "healthd", "dnsd"}
 
 // Options describes a cluster. The zero value is a one-server cluster.
 type Options struct {
@@ -118,11 +118,11 @@ func New(t testing.TB, opts Options) *Cluster {
 
 	c.startNATS(t)
 
-	// raft, http, serf_lan and server per node. A server may not disable
-	// serf_lan or server (config.Validate), so they get real ports even
-	// before gossipd and catalogd's server RPC listen on them; serf_wan
-	// and dns stay off until a test needs them.
-	const perNode = 4
+	// raft, http, serf_lan, server and dns per node. A server may not
+	// disable serf_lan or server (config.Validate), so they get real ports
+	// even before gossipd and catalogd's server RPC listen on them;
+	// serf_wan stays off until a test needs it.
+	const perNode = 5
 	ports, err := freePorts(perNode * opts.Servers)
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
@@ -144,7 +144,7 @@ func New(t testing.TB, opts Options) *Cluster {
 				SerfLAN: ports[perNode*i+2],
 				Server:  ports[perNode*i+3],
 				SerfWAN: -1,
-				DNS:     -1,
+				DNS:     ports[perNode*i+4],
 			},
 			c:     c,
 			procs: map[string]*proc{},
@@ -269,24 +269,34 @@ func (c *Cluster) nodeConfig(n *Node, natsURL string) string {
 // hostPort is a loopback address with the given port.
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
-// freePorts reserves n distinct free TCP ports on 127.0.0.1. The listeners
-// are held until all are chosen so no port is handed out twice; another
-// process may still take one before a daemon binds it.
+// freePorts reserves n distinct ports on 127.0.0.1 that are free for both
+// TCP and UDP (dns and serf use both). The sockets are held until all are
+// chosen so no port is handed out twice; another process may still take
+// one before a daemon binds it.
 func freePorts(n int) ([]int, error) {
 	var ports []int
-	var ls []net.Listener
+	var held []io.Closer
 	defer func() {
-		for _, l := range ls {
-			l.Close()
+		for _, c := range held {
+			c.Close()
 		}
 	}()
-	for range n {
+	for tries := 0; len(ports) < n; tries++ {
+		if tries >= 10*n {
+			return nil, fmt.Errorf("reserve ports: %d of %d free for TCP and UDP after %d tries", len(ports), n, tries)
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("reserve port: %w", err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		held = append(held, l) // held even when UDP fails, so it is not picked again
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", hostPort(port))
+		if err != nil {
+			continue // taken for UDP; try another
+		}
+		held = append(held, pc)
+		ports = append(ports, port)
 	}
 	return ports, nil
 }

@@ -79,6 +79,9 @@ func (p *proc) running() bool {
 // HTTPAddr is the host:port of the node's HTTP API (catalogd).
 func (n *Node) HTTPAddr() string { return n.httpAddr }
 
+// DNSAddr is the host:port where the node's dnsd answers, UDP and TCP.
+func (n *Node) DNSAddr() string { return hostPort(n.ports.DNS) }
+
 // RaftAddr is the host:port of the node's raft transport (raftd), which is
 // what /v1/status/leader and /v1/status/peers name.
 func (n *Node) RaftAddr() string { return n.raftAddr }
