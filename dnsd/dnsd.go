@@ -3,7 +3,6 @@ package dnsd
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/consort-io/consort/pkg/lifecycle"
 )
 
 // Daemon is dnsd: it answers Consul's DNS forms over UDP and TCP from a
@@ -35,11 +36,7 @@ type Daemon struct {
 	addrMu sync.Mutex // guards addr
 	addr   net.Addr
 
-	closeMu sync.Mutex // guards closed, running, cancel, done
-	closed  bool
-	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life lifecycle.Guard // Run once, Close idempotent
 }
 
 // New checks c (after filling defaults) and returns a Daemon. It starts
@@ -76,14 +73,7 @@ func (d *Daemon) Addr() net.Addr {
 // Close stops a running Run and waits for it to return. Idempotent; after
 // Close, Run returns at once.
 func (d *Daemon) Close() error {
-	d.closeMu.Lock()
-	d.closed = true
-	cancel, done := d.cancel, d.done
-	d.closeMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	d.life.Close()
 	return nil
 }
 
@@ -93,20 +83,14 @@ func (d *Daemon) Close() error {
 // stop and returns nil; failing to listen returns the error. Run may be
 // called once.
 func (d *Daemon) Run(ctx context.Context) error {
+	ctx, finish, ok, err := d.life.Start(ctx, "dnsd")
+	if !ok {
+		return err
+	}
+	defer finish()
+	// A failed listener cancels the whole Run.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d.closeMu.Lock()
-	if d.closed {
-		d.closeMu.Unlock()
-		return nil
-	}
-	if d.running {
-		d.closeMu.Unlock()
-		return errors.New("dnsd: Run called twice")
-	}
-	d.running, d.cancel, d.done = true, cancel, make(chan struct{})
-	d.closeMu.Unlock()
-	defer close(d.done)
 
 	pc, l, err := listen(d.c.Addr)
 	if err != nil {

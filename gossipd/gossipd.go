@@ -10,6 +10,7 @@ import (
 	"github.com/consort-io/consort/pkg/bus"
 	"github.com/consort-io/consort/pkg/gossipapi"
 	"github.com/consort-io/consort/pkg/ipc"
+	"github.com/consort-io/consort/pkg/lifecycle"
 )
 
 // Daemon is gossipd: serf's LAN pool and, on servers, its WAN pool,
@@ -21,11 +22,7 @@ type Daemon struct {
 	ready    chan struct{}
 	watch    watchers
 
-	closeMu sync.Mutex // guards closed, running, cancel, done
-	closed  bool
-	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life lifecycle.Guard // Run once, Close idempotent
 
 	mu   sync.Mutex // guards lan, wan, left
 	lan  *pool
@@ -77,14 +74,7 @@ func (d *Daemon) WANAddr() string {
 // fail, and a restart rejoins) and waits for Run to return. Idempotent;
 // after Close, Run returns at once.
 func (d *Daemon) Close() error {
-	d.closeMu.Lock()
-	d.closed = true
-	cancel, done := d.cancel, d.done
-	d.closeMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	d.life.Close()
 	return nil
 }
 
@@ -95,20 +85,11 @@ func (d *Daemon) Close() error {
 // returns after every goroutine it started has returned; a cancelled
 // context is a clean stop and returns nil. Run may be called once.
 func (d *Daemon) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	d.closeMu.Lock()
-	if d.closed {
-		d.closeMu.Unlock()
-		return nil
+	ctx, finish, ok, err := d.life.Start(ctx, "gossipd")
+	if !ok {
+		return err
 	}
-	if d.running {
-		d.closeMu.Unlock()
-		return errors.New("gossipd: Run called twice")
-	}
-	d.running, d.cancel, d.done = true, cancel, make(chan struct{})
-	d.closeMu.Unlock()
-	defer close(d.done)
+	defer finish()
 	return d.run(ctx)
 }
 

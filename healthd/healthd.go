@@ -13,6 +13,7 @@ import (
 	"github.com/consort-io/consort/pkg/catalogapi"
 	"github.com/consort-io/consort/pkg/healthapi"
 	"github.com/consort-io/consort/pkg/ipc"
+	"github.com/consort-io/consort/pkg/lifecycle"
 )
 
 // Daemon is healthd: it follows catalogd's stream of this node's check
@@ -26,11 +27,7 @@ type Daemon struct {
 	alias *aliasClient       // alias checks' HTTP client
 	ready chan struct{}
 
-	closeMu sync.Mutex // guards closed, running, cancel, done
-	closed  bool
-	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life lifecycle.Guard // Run once, Close idempotent
 
 	wake       chan struct{} // scheduler: events or workers changed (capacity 1)
 	reportWake chan struct{} // reporter: something is pending or the stream came up (capacity 1)
@@ -82,14 +79,7 @@ func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 // Close stops a running Run and waits for it to return. Idempotent; after
 // Close, Run returns at once.
 func (d *Daemon) Close() error {
-	d.closeMu.Lock()
-	d.closed = true
-	cancel, done := d.cancel, d.done
-	d.closeMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	d.life.Close()
 	return nil
 }
 
@@ -102,20 +92,14 @@ func (d *Daemon) Close() error {
 // clean stop and returns nil; failing to listen returns the error. Run
 // may be called once.
 func (d *Daemon) Run(ctx context.Context) error {
+	ctx, finish, ok, err := d.life.Start(ctx, "healthd")
+	if !ok {
+		return err
+	}
+	defer finish()
+	// A failed listener cancels the whole Run.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d.closeMu.Lock()
-	if d.closed {
-		d.closeMu.Unlock()
-		return nil
-	}
-	if d.running {
-		d.closeMu.Unlock()
-		return errors.New("healthd: Run called twice")
-	}
-	d.running, d.cancel, d.done = true, cancel, make(chan struct{})
-	d.closeMu.Unlock()
-	defer close(d.done)
 	d.runCtx = ctx
 	if d.owned != nil {
 		defer d.owned.Close()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/consort-io/consort/pkg/catalogapi"
 	"github.com/consort-io/consort/pkg/ipc"
+	"github.com/consort-io/consort/pkg/lifecycle"
 	"github.com/consort-io/consort/pkg/raftapi"
 )
 
@@ -38,11 +39,7 @@ type Daemon struct {
 	stop  chan struct{} // closed when shutdown starts; ends hold waits
 	once  sync.Once     // closes stop
 
-	closeMu sync.Mutex // guards closed, running, cancel, done
-	closed  bool
-	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life lifecycle.Guard // Run once, Close idempotent
 
 	// Set by Run before the sockets serve; read-only afterwards.
 	raft  *raft.Raft
@@ -83,14 +80,7 @@ func (d *Daemon) Addr() string { return d.addr }
 // Close stops a running Run and waits for it to return. Idempotent; after
 // Close, Run returns at once.
 func (d *Daemon) Close() error {
-	d.closeMu.Lock()
-	d.closed = true
-	cancel, done := d.cancel, d.done
-	d.closeMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	d.life.Close()
 	return nil
 }
 
@@ -100,20 +90,11 @@ func (d *Daemon) Close() error {
 // goroutine it started has returned. A cancelled context is a clean stop
 // and returns nil. Run may be called once.
 func (d *Daemon) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	d.closeMu.Lock()
-	if d.closed {
-		d.closeMu.Unlock()
-		return nil
+	ctx, finish, ok, err := d.life.Start(ctx, "raftd")
+	if !ok {
+		return err
 	}
-	if d.running {
-		d.closeMu.Unlock()
-		return errors.New("raftd: Run called twice")
-	}
-	d.running, d.cancel, d.done = true, cancel, make(chan struct{})
-	d.closeMu.Unlock()
-	defer close(d.done)
+	defer finish()
 	return d.run(ctx)
 }
 
