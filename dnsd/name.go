@@ -71,6 +71,13 @@ func parseLabels(rest string) query {
 	if len(labels) == 0 {
 		return query{kind: kindInvalid}
 	}
+	// An empty label (".service.consul.", "a..node.consul.") names
+	// nothing: no query form may take one as a name, tag or datacenter.
+	for _, l := range labels {
+		if l == "" {
+			return query{kind: kindInvalid}
+		}
+	}
 	// The rightmost type label decides, as in Consul; what is left of it
 	// names the thing, what is right of it the datacenter.
 	for i := len(labels) - 1; i >= 0; i-- {
