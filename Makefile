@@ -8,6 +8,10 @@ TEST_TIMEOUT  ?= 8m
 # Fuzzing time per target: brief in `make test`, longer in `make fuzz`.
 FUZZTIME      ?= 5s
 LONG_FUZZTIME ?= 2m
+# Minimising a new input may not run past -fuzztime: with Go's default
+# (60 s) a short run can end mid-minimisation and report "context deadline
+# exceeded" though nothing failed.
+FUZZMINTIME   ?= 1s
 # Extra flags for `bin/consort dev`, e.g. DEV_FLAGS='--http-port 8501'.
 DEV_FLAGS     ?=
 
@@ -52,7 +56,7 @@ fuzz-run:
 	for d in $$dirs; do \
 		for f in $$($(GO) test -list '^Fuzz' "$$d" | grep '^Fuzz'); do \
 			echo "fuzz: $$d $$f for $(FUZZTIME)"; \
-			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) "$$d"; \
+			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) "$$d"; \
 		done; \
 	done
 
